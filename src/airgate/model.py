@@ -171,7 +171,10 @@ class Evidence:
     key: str
     name: str
     fields: Mapping[str, Any]
-    source: str = "native"  # native | graph
+    source: str = "native"  # input format: native | graph
+    # Who proposed the remediation (DOMAIN.md action sources):
+    # automatedInvestigation | antivirus | manual
+    action_source: str = "automatedInvestigation"
     odata_type: str | None = None
     device_group: str | None = None
     location: Location | None = field(default=None, compare=False)
