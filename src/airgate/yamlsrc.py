@@ -117,7 +117,8 @@ def iter_documents(text: str, file: str = "<input>") -> Iterator[Document]:
             doc = Document(None, file, index)
             builder = _Builder(doc)
             doc.data = builder.build(node, (), 0)
-            yield doc
+            if doc.data is not None:  # an empty document between two '---'
+                yield doc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
