@@ -94,8 +94,9 @@ def nearest_rules(compiled: CompiledPolicy, ev: Evidence,
     if admitted:
         return admitted[:limit]
 
+    # A rule for the same entity type is nearer than one for the same verdict.
     def distance(t: RuleTrace) -> int:
-        return (not t.verdict_ok) + (not t.entity_ok) + len(t.failed_conditions)
+        return (not t.verdict_ok) + 2 * (not t.entity_ok) + len(t.failed_conditions)
 
     return sorted(traces, key=distance)[:limit]
 

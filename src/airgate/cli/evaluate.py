@@ -1,0 +1,151 @@
+"""``airgate evaluate``: evidence in, decisions out (table, JSON or NDJSON)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import click
+
+from ..errors import EXIT_FAILED, Finding, PolicyLoadErrors
+from ..model import Decision, Evidence
+
+PROGRESS_EVERY = 10_000
+TABLE_HEADERS = ("investigation", "entity type", "name", "action", "approval", "rules",
+                 "excluded by")
+
+
+def approval_cell(decision: Decision) -> str:
+    """``auto`` or ``required: role1,role2 x2``."""
+    approval = decision.approval
+    if not approval.required:
+        return "auto"
+    return f"required: {','.join(approval.roles)} x{approval.quorum}"
+
+
+def table_row(decision: Decision) -> tuple[str, ...]:
+    return (decision.investigation, decision.entity.type, decision.entity.name,
+            decision.action, approval_cell(decision), ",".join(decision.rules),
+            ",".join(decision.suppressed_by))
+
+
+def _progress(items: Iterable[Evidence]) -> Iterator[Evidence]:
+    """Count items on stderr, only when a person is watching it."""
+    if not sys.stderr.isatty():
+        yield from items
+        return
+    count = 0
+    for count, item in enumerate(items, 1):  # noqa: B007 - count is read after the loop
+        if count % PROGRESS_EVERY == 0:
+            sys.stderr.write(f"\r{count} evidence items evaluated")
+            sys.stderr.flush()
+        yield item
+    if count >= PROGRESS_EVERY:
+        sys.stderr.write(f"\r{count} evidence items evaluated\n")
+
+
+@click.command("evaluate")
+@click.argument("evidence", nargs=-1, required=True)
+@click.option("--policy", "policy_paths", multiple=True, required=True,
+              help="Policy file or directory (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "ndjson"]),
+              default="table", show_default=True)
+@click.option("--explain", is_flag=True,
+              help="Show each condition of each matched rule with its value, and the"
+                   " nearest rules for evidence that got no decision.")
+@click.option("--engine", "engine_name", type=click.Choice(["indexed", "durable"]),
+              default="indexed", show_default=True)
+@click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), hidden=True,
+              help="Evaluate as of this date (exclusion expiry).")
+def command(evidence: tuple[str, ...], policy_paths: tuple[str, ...], fmt: str, explain: bool,
+            engine_name: str, today: dt.datetime | None) -> None:
+    """Decide the actions EVIDENCE gets under a policy set.
+
+    EVIDENCE: native investigations, Graph alerts or alert lists, NDJSON of
+    either, JSON or YAML; '-' reads standard input.
+    """
+    from .. import engine as engine_mod
+    from .. import explain as explain_mod
+    from ..evidence import iter_evidence
+    from ..policy import load_policy_set
+    from ..render import table
+
+    day = today.date() if today else None
+    try:
+        policy_set = load_policy_set(list(policy_paths), today=day)
+    except PolicyLoadErrors as exc:
+        for finding in exc.findings:
+            click.echo(f"airgate: error: {finding.location}: {finding.code}: {finding.message}",
+                       err=True)
+        sys.exit(EXIT_FAILED)
+    engine = engine_mod.compile(policy_set, engine=engine_name, today=day)
+    catalog = policy_set.catalog
+    warnings: list[Finding] = []
+
+    def on_warning(finding: Finding) -> None:
+        warnings.append(finding)
+        click.echo(f"airgate: warning: {finding}", err=True)
+
+    items = _progress(itertools.chain.from_iterable(
+        iter_evidence(source, on_warning=on_warning) for source in evidence))
+
+    def as_dict(decision: Decision) -> dict[str, Any]:
+        out = engine_mod.decision_to_dict(decision, catalog)
+        if explain:
+            out["explanation"] = explain_mod.explain_decision(engine.compiled, decision)
+        return out
+
+    if fmt == "ndjson":
+        for batch in engine.iter_batches(items):
+            for decision in batch.decisions:
+                click.echo(json.dumps(as_dict(decision), ensure_ascii=False))
+            if explain:
+                for ev in batch.unmatched:
+                    record = {"no_decision": explain_mod.explain_unmatched(engine.compiled, ev)}
+                    click.echo(json.dumps(record, ensure_ascii=False, default=str))
+        return
+
+    decisions: list[Decision] = []
+    unmatched: list[dict[str, Any]] = []
+    for batch in engine.iter_batches(items):
+        decisions.extend(batch.decisions)
+        if explain:
+            unmatched.extend(explain_mod.explain_unmatched(engine.compiled, ev)
+                             for ev in batch.unmatched)
+    if fmt == "json":
+        document: dict[str, Any] = {"decisions": [as_dict(d) for d in decisions],
+                                    "warnings": [w.as_dict() for w in warnings]}
+        if explain:
+            document["no_decision"] = unmatched
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False, default=str))
+        return
+    if decisions:
+        click.echo(table(TABLE_HEADERS, [table_row(d) for d in decisions]))
+    else:
+        click.echo("no decisions")
+    if explain:
+        for decision in decisions:
+            click.echo("")
+            click.echo(explain_text_header(decision))
+            for line in explain_mod.explanation_text(
+                    explain_mod.explain_decision(engine.compiled, decision)):
+                click.echo(line)
+            for reason in decision.reasons:
+                click.echo(f"  reason: {explain_mod.escape(reason)}")
+        for record in unmatched:
+            click.echo("")
+            for line in explain_mod.unmatched_text(record):
+                click.echo(line)
+
+
+def explain_text_header(decision: Decision) -> str:
+    from ..render import escape
+
+    state = f" (suppressed by {', '.join(decision.suppressed_by)})" if decision.excluded else ""
+    return (f"{escape(decision.action)} on {escape(decision.entity.type)}"
+            f" {escape(decision.entity.name)} in investigation"
+            f" {escape(decision.investigation)}: {approval_cell(decision)}{state}")
