@@ -87,9 +87,18 @@ def _where(loc: Location) -> str:
     return f"{loc.file}:{loc.line}:{loc.column}"
 
 
+def _q(value: Any) -> str:
+    """Quote a value for a message; unlike repr, keep Windows paths' backslashes single."""
+    return f"'{value}'" if isinstance(value, str) else repr(value)
+
+
 def _suggest(word: str, options: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    options = list(options)
+    # Graph writes subtypes as fileEvidence; policies name the entity type file.
+    if word.endswith("Evidence") and word[: -len("Evidence")] in options:
+        return f" (did you mean {_q(word[: -len('Evidence')])}?)"
+    close = difflib.get_close_matches(word, options, n=1)
+    return f" (did you mean {_q(close[0])}?)" if close else ""
 
 
 class _Checker:
@@ -113,11 +122,11 @@ class _Checker:
             path: JsonPath = ("spec", "actions", i)
             aid = act["id"]
             if aid in BUILTIN_ACTIONS:
-                self.add("duplicate-action", f"custom action {aid!r} has the name of a built-in"
+                self.add("duplicate-action", f"custom action {_q(aid)} has the name of a built-in"
                          " action", path + ("id",))
             elif aid in self.state.custom_at:
                 first = _where(self.state.custom_at[aid])
-                self.add("duplicate-action", f"custom action {aid!r} is already declared at"
+                self.add("duplicate-action", f"custom action {_q(aid)} is already declared at"
                          f" {first}", path + ("id",))
             else:
                 self.state.custom_at[aid] = self.doc.locate(path + ("id",))
@@ -154,7 +163,7 @@ class _Checker:
         if isinstance(rid, str):
             if rid in self.state.rule_at:
                 first = _where(self.state.rule_at[rid])
-                self.add("duplicate-rule-id", f"rule id {rid!r} is already used at {first}",
+                self.add("duplicate-rule-id", f"rule id {_q(rid)} is already used at {first}",
                          path + ("id",))
             else:
                 self.state.rule_at[rid] = self.doc.locate(path + ("id",))
@@ -185,8 +194,8 @@ class _Checker:
             if targets is not None:
                 for i, entity in self._entity_items(rule):
                     if entity in self.state.entity_types and entity not in targets:
-                        self.add("action-target", f"action {action!r} cannot target entity type"
-                                 f" {entity!r} (it targets: {', '.join(sorted(targets))})",
+                        self.add("action-target", f"action {_q(action)} cannot target entity type"
+                                 f" {_q(entity)} (it targets: {', '.join(sorted(targets))})",
                                  path + ("match", "entity") + i)
         if "approval" in rule:
             self.approval(rule["approval"], path + ("approval",))
@@ -227,7 +236,7 @@ class _Checker:
         if action in self.state.actions:
             return self.state.actions[action]
         known = list(BUILTIN_ACTIONS) + list(self.state.actions)
-        self.add("unknown-action", f"unknown action {action!r}{_suggest(action, known)}", path)
+        self.add("unknown-action", f"unknown action {_q(action)}{_suggest(action, known)}", path)
         return None
 
     def expires(self, value: Any, path: JsonPath, name: str) -> None:
@@ -236,7 +245,7 @@ class _Checker:
         except ValueError:
             day = None
         if day is None or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", str(value)):
-            self.add("bad-date", f"{value!r} is not a date: write YYYY-MM-DD, like 2030-12-31",
+            self.add("bad-date", f"{_q(value)} is not a date: write YYYY-MM-DD, like 2030-12-31",
                      path)
         elif day < self.state.today:
             self.add("expired-exclusion", f"exclusion {name} expired on {day.isoformat()}; it no"
@@ -246,7 +255,7 @@ class _Checker:
     def verdicts(self, raw: Any, path: JsonPath) -> None:
         for sub, value in _items(raw):
             if isinstance(value, str) and normalize_verdict(value) is None:
-                self.add("unknown-verdict", f"unknown verdict {value!r} (expected one of:"
+                self.add("unknown-verdict", f"unknown verdict {_q(value)} (expected one of:"
                          f" {_VERDICT_NAMES})", path + sub)
 
     def entities(self, raw: Any, path: JsonPath) -> list[str]:
@@ -257,7 +266,7 @@ class _Checker:
             out.append(value)
             if value not in self.state.entity_types:
                 hint = _suggest(value, self.state.entity_types)
-                self.add("unknown-entity", f"unknown entity type {value!r}{hint}", path + sub)
+                self.add("unknown-entity", f"unknown entity type {_q(value)}{hint}", path + sub)
         return out
 
     def where(self, raw: Any, path: JsonPath) -> None:
@@ -299,12 +308,12 @@ class _Checker:
             try:
                 re.compile(value)
             except re.error as exc:
-                self.add("bad-regex", f"invalid regular expression {value!r}: {exc.msg}"
+                self.add("bad-regex", f"invalid regular expression {_q(value)}: {exc.msg}"
                          f" at position {exc.pos}", path)
         elif op == "glob" and isinstance(value, str):
             problem = glob_problem(value)
             if problem:
-                self.add("bad-glob", f"invalid glob {value!r}: {problem}", path)
+                self.add("bad-glob", f"invalid glob {_q(value)}: {problem}", path)
         elif op == "cidr":
             for sub, item in _items(value):
                 if not isinstance(item, str):
@@ -312,7 +321,7 @@ class _Checker:
                 try:
                     ipaddress.ip_network(item, strict=False)
                 except ValueError as exc:
-                    self.add("bad-cidr", f"invalid CIDR {item!r}: {exc}", path + sub)
+                    self.add("bad-cidr", f"invalid CIDR {_q(item)}: {exc}", path + sub)
 
     # ---------------------------------------------------------- approval
     def approval(self, raw: Any, path: JsonPath) -> None:
@@ -330,8 +339,9 @@ class _Checker:
 
     def role(self, role: Any, path: JsonPath) -> None:
         if isinstance(role, str) and role and role not in BUILTIN_ROLES:
-            self.add("unknown-role", f"role {role!r} is not built in ({', '.join(BUILTIN_ROLES)});"
-                     " define it in the configuration", path, severity="warning")
+            roles = ", ".join(BUILTIN_ROLES)
+            self.add("unknown-role", f"role {_q(role)} is not built in ({roles}); define it in"
+                     " the configuration", path, severity="warning")
 
     def duration(self, value: Any, path: JsonPath) -> None:
         try:

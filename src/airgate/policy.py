@@ -188,15 +188,32 @@ def _input_finding(exc: InputError, file: str) -> Finding:
 
 
 def _parse_into(analysis: Analysis, text: str, file: str) -> None:
-    count = 0
+    policies = others = 0
     for doc in iter_documents(text, file):
-        count += 1
-        analysis.documents.append(doc)
-    if count == 0:
-        # Only comments or only empty documents.
+        if _other_kind(doc.data):
+            others += 1
+        else:
+            policies += 1
+            analysis.documents.append(doc)
+    if policies == 0 and others > 0:
+        # Policy tests and config files live beside policies; other commands read them.
+        analysis.files.remove(file)
+    elif policies == 0:
         analysis.findings.append(
             Finding("error", "no-policy", "file holds no Policy document", Location(file, 1, 1))
         )
+
+
+# Other airgate documents that may share a directory with policies.
+OTHER_KINDS = frozenset({"PolicyTest", "Config", "Investigation"})
+
+
+def _other_kind(data: Any) -> bool:
+    return (
+        isinstance(data, dict)
+        and data.get("apiVersion") == "airgate/v1"
+        and data.get("kind") in OTHER_KINDS
+    )
 
 
 def _check(analysis: Analysis, *, today: dt.date | None) -> None:

@@ -124,6 +124,18 @@ def iter_documents(text: str, file: str = "<input>") -> Iterator[Document]:
         problem = exc.problem or exc.context or "invalid YAML"
         loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
         raise InputError(f"invalid YAML: {problem}", loc, code="yaml") from None
+    except yaml.reader.ReaderError as exc:
+        # A control or binary character: name it and say where, on one line.
+        before = text[: exc.position]
+        loc = Location(file, before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1)
+        char = exc.character
+        if not isinstance(char, int):
+            char = ord(str(char)[:1] or "?")
+        raise InputError(
+            f"invalid YAML: unacceptable character #x{char:04x} (control or binary data)",
+            loc,
+            code="yaml",
+        ) from None
     except yaml.YAMLError as exc:
         raise InputError(f"invalid YAML: {exc}", Location(file), code="yaml") from None
     except RecursionError:
