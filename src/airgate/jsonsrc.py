@@ -1,0 +1,96 @@
+"""JSON with strict keys, and line and column for any part of it when an error needs them.
+
+Parsing uses the C ``json`` decoder (fast); only when an error must be located
+do we walk the text again in Python to find where each value stands.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import json
+import re
+from json.decoder import scanstring  # type: ignore[attr-defined]
+from typing import Any
+
+from .errors import EvidenceError, Location
+from .yamlsrc import Document, Path
+
+_WS = re.compile(r"[ \t\n\r]*")
+_SCALAR = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|true|false|null")
+
+
+class DuplicateKey(ValueError):
+    pass
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise DuplicateKey("duplicate key")
+    return out
+
+
+DECODER = json.JSONDecoder(object_pairs_hook=_pairs)
+
+
+def positions(text: str, file: str) -> Document:
+    """Marks for every value and key of a JSON text that ``DECODER`` parsed (or that failed
+    only on a duplicate key). Raises EvidenceError at a duplicate key."""
+    doc = Document(None, file)
+    starts = [0, *(m.end() for m in re.finditer("\n", text))]
+
+    def mark(index: int) -> tuple[int, int]:
+        line = bisect.bisect_right(starts, index)
+        return line, index - starts[line - 1] + 1
+
+    def skip(index: int) -> int:
+        return _WS.match(text, index).end()  # type: ignore[union-attr]
+
+    def walk(index: int, path: Path) -> int:
+        index = skip(index)
+        doc.value_marks.setdefault(path, mark(index))
+        char = text[index]
+        if char == '"':
+            return int(scanstring(text, index + 1)[1])
+        if char not in "{[":
+            match = _SCALAR.match(text, index)
+            if match is None:
+                raise ValueError("not JSON")
+            return match.end()
+        closing = "}" if char == "{" else "]"
+        index = skip(index + 1)
+        if text[index] == closing:
+            return index + 1
+        seen: set[str] = set()
+        position = 0
+        while True:
+            index = skip(index)
+            if char == "{":
+                key_at = index
+                key, index = scanstring(text, index + 1)
+                child: Path = (*path, key)
+                if key in seen:
+                    first = doc.key_marks[child][0]
+                    raise EvidenceError(
+                        f"duplicate key {key!r} (first defined on line {first})",
+                        Location(file, *mark(key_at), child),
+                        code="duplicate-key",
+                    )
+                seen.add(key)
+                doc.key_marks[child] = mark(key_at)
+                index = skip(index) + 1  # the colon
+            else:
+                child = (*path, position)
+                position += 1
+            index = skip(walk(index, child))
+            if text[index] == ",":
+                index += 1
+                continue
+            return index + 1
+
+    # On a text it cannot follow, keep the marks found so far: locate() falls back to
+    # the nearest ancestor.
+    with contextlib.suppress(IndexError, ValueError, RecursionError):
+        walk(0, ())
+    return doc
