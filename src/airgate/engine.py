@@ -200,8 +200,10 @@ def compile(policy_set: PolicySet, *, engine: str = "indexed",
 
 
 def _durable_matcher(compiled: CompiledPolicy) -> Matcher:
+    import importlib
+
     try:
-        from . import durable_engine
+        durable_engine = importlib.import_module(f"{__package__}.durable_engine")
     except ImportError as exc:
         raise UsageError(
             "the durable engine is not available (" + str(exc) + "): install it with"

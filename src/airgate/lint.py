@@ -449,3 +449,11 @@ def validate_paths(
 ) -> list[Finding]:
     """Every finding (errors and warnings) for the policy files under ``paths``."""
     return list(validate(paths, strict=strict, today=today).findings)
+
+
+# The engine's static analysis (never-matches, shadowed, approval-conflict,
+# excludes-nothing) runs under --strict; registered here, at import time.
+from . import analysis as _analysis  # noqa: E402
+
+STRICT_CHECKS.append(_analysis.check)
+CODES.update(_analysis.CODES)
