@@ -11,7 +11,14 @@ from airgate.decide import automation_requires, file_path, normalize_path
 from airgate.engine import compile, decision_to_dict
 from airgate.errors import UsageError
 from airgate.model import (
-    AUTO, Approval, Automation, Condition, Evidence, Policy, PolicySet, Rule,
+    AUTO,
+    Approval,
+    Automation,
+    Condition,
+    Evidence,
+    Policy,
+    PolicySet,
+    Rule,
 )
 
 TODAY = dt.date(2026, 1, 15)
@@ -217,7 +224,7 @@ def test_automation_never_weakens() -> None:
     [
         (WIN, "C:\\Windows\\System32\\evil.dll"),
         ({"fileDetails": {"filePath": "C:\\x\\a.exe", "fileName": "A.EXE"}}, "C:\\x\\a.exe"),
-        ({"imageFile": {"filePath": "/tmp/", "fileName": "run"}}, "/tmp\\run"),
+        ({"imageFile": {"filePath": "/var/x/", "fileName": "run"}}, "/var/x\\run"),
         ({"path": "C:\\temp\\a"}, "C:\\temp\\a"),
         ({"fileDetails": {"fileName": "a"}}, None),
         ({}, None),

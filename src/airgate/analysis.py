@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from .conditions import ELEMENT_OPS, flatten_all, to_number, value_key
 from .decide import merge_approvals
 from .errors import Finding
-from .model import AllOf, AnyOf, Approval, Condition, Node, NotOf, PolicySet, Rule
+from .model import AnyOf, Approval, Condition, Node, NotOf, PolicySet, Rule
 
 CODES = {
     "never-matches": "A rule whose conditions contradict each other: it can never match.",
@@ -247,6 +246,6 @@ def _class_number(key: tuple[str, object]) -> float | None:
 def _in_range(number: float | None, low: Bound, high: Bound) -> bool:
     if number is None:
         return False
-    ok: Callable[[float, Bound, bool], bool] = lambda n, b, lower: b is None or (
-        (n >= b[0] if b[1] else n > b[0]) if lower else (n <= b[0] if b[1] else n < b[0]))
-    return ok(number, low, True) and ok(number, high, False)
+    if low is not None and not (number >= low[0] if low[1] else number > low[0]):
+        return False
+    return high is None or (number <= high[0] if high[1] else number < high[0])

@@ -24,10 +24,11 @@ _SEVERITY = {"malicious": 0, "suspicious": 1, "unknown": 2, "unknownFutureValue"
 
 # Folders, after normalization (lower case, "\" separators, drive letter dropped).
 # "*" inside a pattern stands for one folder name; a trailing "\" means "anything below".
-OS_FOLDERS = ("\\windows\\", "\\program files\\", "\\program files (x86)\\",
-              "\\programdata\\microsoft\\")
-TEMP_FOLDERS = ("\\users\\*\\appdata\\local\\temp\\", "\\windows\\temp\\", "\\users\\*\\downloads\\",
-                "\\documents and settings\\*\\local settings\\temp\\", "\\temp\\", "\\tmp\\")
+OS_FOLDERS = ("\\windows\\", "\\program files\\", "\\program files (x86)\\")
+TEMP_FOLDERS = (
+    "\\users\\*\\appdata\\local\\temp\\", "\\windows\\temp\\", "\\users\\*\\downloads\\",
+    "\\documents and settings\\*\\local settings\\temp\\", "\\temp\\",
+)
 
 
 def _folder_regex(folders: tuple[str, ...]) -> re.Pattern[str]:

@@ -72,7 +72,7 @@ def command(evidence: tuple[str, ...], policy_paths: tuple[str, ...], fmt: str, 
     from .. import explain as explain_mod
     from ..evidence import iter_evidence
     from ..policy import load_policy_set
-    from ..render import table
+    from ..render import escape, table
 
     day = today.date() if today else None
     try:
@@ -135,7 +135,7 @@ def command(evidence: tuple[str, ...], policy_paths: tuple[str, ...], fmt: str, 
                     explain_mod.explain_decision(engine.compiled, decision)):
                 click.echo(line)
             for reason in decision.reasons:
-                click.echo(f"  reason: {explain_mod.escape(reason)}")
+                click.echo(f"  reason: {escape(reason)}")
         for record in unmatched:
             click.echo("")
             for line in explain_mod.unmatched_text(record):
