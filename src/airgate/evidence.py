@@ -181,7 +181,7 @@ def _ndjson(
         yield from _ndjson_line(raw, name, lineno, warn)
 
 
-def _ndjson_line(raw: bytes, name: str, lineno: int, warn: Warn) -> Iterator[Evidence]:
+def _ndjson_line(raw: bytes, name: str, lineno: int, warn: Warn) -> list[Evidence]:
     if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:
@@ -214,7 +214,7 @@ def _ndjson_line(raw: bytes, name: str, lineno: int, warn: Warn) -> Iterator[Evi
         raise EvidenceError(
             f"expected a JSON object on each line, got {_kind(data)}", where.exact(()), code="shape"
         )
-    yield from _document(data, where, warn)
+    return _document(data, where, warn)
 
 
 def _whole(text: str, name: str, suffix: str, warn: Warn) -> Iterator[Evidence]:
@@ -297,25 +297,32 @@ def _kind(value: object) -> str:
 
 # ---------------------------------------------------------------- documents
 _NATIVE = NativeChecker()
+# The spellings seen in practice, looked up before the general normalization.
+_VERDICTS = {
+    spelling: normalize_verdict(spelling)
+    for spelling in ("malicious", "suspicious", "noThreatsFound", "unknown", "unknownFutureValue",
+                     "Malicious", "Suspicious", "No threats found", "Clean", "Unknown")
+}
 
 
-def _document(data: Any, where: _Where, warn: Warn) -> Iterator[Evidence]:
+# Lists, not generators, below: one alert or investigation is small, and each generator
+# layer costs on the per-line path of large streams.
+def _document(data: Any, where: _Where, warn: Warn) -> list[Evidence]:
     if type(data) is not dict:
         raise where.error(
             f"expected an object (an airgate Investigation, a Graph alert or a Graph list),"
             f" got {_kind(data)}", (), "shape"
         )
     if "kind" in data or "apiVersion" in data:
-        yield from _native(data, where)
-        return
+        return _native(data, where)
     value = data.get("value")
     if type(value) is list and "evidence" not in data:
+        out: list[Evidence] = []
         for index, alert in enumerate(value):
-            yield from _alert(alert, ("value", index), where, warn)
-        return
+            out += _alert(alert, ("value", index), where, warn)
+        return out
     if _looks_like_alert(data):
-        yield from _alert(data, (), where, warn)
-        return
+        return _alert(data, (), where, warn)
     raise where.error(
         "not evidence airgate knows: expected 'kind: Investigation' (native format),"
         " a Microsoft Graph alert or a Graph list ('value')", (), "unknown-format"
@@ -333,7 +340,7 @@ def _looks_like_alert(data: dict[str, Any]) -> bool:
     return not (type(first) is dict and "type" in first and "@odata.type" not in first)
 
 
-def _native(data: dict[str, Any], where: _Where) -> Iterator[Evidence]:
+def _native(data: dict[str, Any], where: _Where) -> list[Evidence]:
     kind = data.get("kind")
     if kind != "Investigation":
         if "kind" not in data:
@@ -348,8 +355,9 @@ def _native(data: dict[str, Any], where: _Where) -> Iterator[Evidence]:
     source: str = data.get("source", "automatedInvestigation")
     items = data["evidence"]
     groups = graph.device_groups([(item["type"], item["fields"]) for item in items])
+    out: list[Evidence] = []
     for index, item in enumerate(items):
-        verdict = normalize_verdict(item["verdict"])
+        verdict = _VERDICTS.get(item["verdict"]) or normalize_verdict(item["verdict"])
         path = ("evidence", index)
         if verdict is None:
             raise where.error(_bad_verdict(item["verdict"]), (*path, "verdict"), "verdict")
@@ -357,10 +365,11 @@ def _native(data: dict[str, Any], where: _Where) -> Iterator[Evidence]:
         fields = item["fields"]
         key = graph.identity_key(entity_type, fields)
         name = item.get("name") or graph.readable_name(entity_type, fields, key)
-        yield Evidence(
+        out.append(Evidence(
             investigation, entity_type, verdict, key, name, fields, "native", source, None,
             graph.device_group_for(entity_type, fields, groups), where.item(path),
-        )
+        ))
+    return out
 
 
 def _bad_verdict(value: object) -> str:
@@ -370,7 +379,7 @@ def _bad_verdict(value: object) -> str:
     )
 
 
-def _alert(alert: Any, base: Path, where: _Where, warn: Warn) -> Iterator[Evidence]:
+def _alert(alert: Any, base: Path, where: _Where, warn: Warn) -> list[Evidence]:
     # Structural checks by hand, not jsonschema: this is the per-line path of large streams.
     if type(alert) is not dict:
         raise where.error(f"expected a Graph alert object, got {_kind(alert)}", base, "shape")
@@ -407,7 +416,9 @@ def _alert(alert: Any, base: Path, where: _Where, warn: Warn) -> Iterator[Eviden
         if raw_verdict is None:
             verdict = "unknown"
         else:
-            found = normalize_verdict(raw_verdict)
+            found = (_VERDICTS.get(raw_verdict) if type(raw_verdict) is str else None) or (
+                normalize_verdict(raw_verdict)
+            )
             if found is None:
                 raise where.error(_bad_verdict(raw_verdict), (*path, "verdict"), "verdict")
             verdict = found
@@ -415,11 +426,13 @@ def _alert(alert: Any, base: Path, where: _Where, warn: Warn) -> Iterator[Eviden
         del item["@odata.type"]
         parsed.append((entity_type, item, verdict, odata))
     groups = graph.device_groups([(t, f) for t, f, _, _ in parsed])
+    out: list[Evidence] = []
     for index, (entity_type, fields, verdict, odata) in enumerate(parsed):
         key = graph.identity_key(entity_type, fields)
-        yield Evidence(
+        out.append(Evidence(
             investigation, entity_type, verdict, key,
             graph.readable_name(entity_type, fields, key), fields, "graph",
             "automatedInvestigation", odata, graph.device_group_for(entity_type, fields, groups),
             where.item((*base, "evidence", index)),
-        )
+        ))
+    return out
