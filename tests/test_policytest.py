@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from jsonschema import Draft202012Validator
 
 from airgate.cli import main
 from airgate.errors import PolicyLoadErrors
 from airgate.model import Approval, Decision, EntityRef
 from airgate.policytest import _check_case, default_engines, load_suites, run_suites
-from airgate.testsuite import Case, Expectation, Suite
+from airgate.testsuite import Case, Expectation, Suite, policy_test_schema
 
 POLICY = """\
 apiVersion: airgate/v1
@@ -251,8 +252,21 @@ def test_bad_evidence_fails_its_case_with_a_location(tmp_path: Path) -> None:
         ("  cases: [\n", "suite.yaml:7:1: error: yaml: invalid YAML:"),
         ("  cases:\n    - name: x\n      evidence: !!python/object:os.system {}\n",
          "suite.yaml:8:17: error: yaml-tag: tag"),
+        ("  cases:\n    - name: x\n      expect_no_actions: true\n",
+         "suite.yaml:7:7: error: bad-case: case 'x' needs evidence (inline) or evidence_file"),
+        ("  cases:\n    - name: x\n      evidence: {}\n      evidence_file: a.json\n"
+         "      expect_no_actions: true\n",
+         "suite.yaml:9:22: error: bad-case: case 'x' takes evidence or evidence_file, not both"),
+        ("  cases:\n    - name: x\n      evidence: {}\n      expect_no_actions: false\n",
+         "suite.yaml:7:7: error: bad-case: case 'x' needs expect (a list) or"
+         " expect_no_actions: true"),
+        ("  cases:\n    - name: x\n      evidence: {}\n      expect: []\n"
+         "      expect_no_actions: true\n",
+         "suite.yaml:10:26: error: bad-case: case 'x' takes expect or expect_no_actions,"
+         " not both"),
     ],
-    ids=["unknown-key", "enum", "bad-date", "yaml", "tag"],
+    ids=["unknown-key", "enum", "bad-date", "yaml", "tag", "no-evidence", "two-evidence",
+         "no-expect", "two-expect"],
 )
 def test_invalid_suites_are_located(tmp_path: Path, cases: str, message: str) -> None:
     suite = write(tmp_path, cases)
@@ -262,6 +276,10 @@ def test_invalid_suites_are_located(tmp_path: Path, cases: str, message: str) ->
     assert result.stderr.startswith(f"airgate: {tmp_path / message}"), result.stderr
     with pytest.raises(PolicyLoadErrors, match=r"suite\.yaml|invalid|unknown|not"):
         load_suites([suite])
+
+
+def test_the_suite_schema_is_valid_json_schema() -> None:
+    Draft202012Validator.check_schema(policy_test_schema())
 
 
 def test_invalid_policy_under_test_is_located(tmp_path: Path) -> None:

@@ -193,7 +193,7 @@ def load_suites(paths: Sequence[str | os.PathLike[str]]) -> list[Suite]:
         for doc in docs:
             errors = schema_findings(doc, policy_test_schema())
             if not errors:
-                errors = _date_findings(doc)
+                errors = _meaning_findings(doc)
             findings.extend(errors)
             if not errors:
                 suites.append(_suite(doc))
@@ -202,20 +202,38 @@ def load_suites(paths: Sequence[str | os.PathLike[str]]) -> list[Suite]:
     return suites
 
 
-def _date_findings(doc: Document) -> list[Finding]:
+def _meaning_findings(doc: Document) -> list[Finding]:
+    """What the schema cannot say clearly: one evidence source, one kind of expectation, dates."""
     spec = doc.data["spec"]
+    out = []
     dated: list[tuple[tuple[str | int, ...], str]] = []
     if "today" in spec:
         dated.append((("spec", "today"), spec["today"]))
-    dated += [
-        (("spec", "cases", i, "today"), c["today"])
-        for i, c in enumerate(spec["cases"]) if "today" in c
-    ]
-    out = []
-    for path, text in dated:
+    for i, case in enumerate(spec["cases"]):
+        path: tuple[str | int, ...] = ("spec", "cases", i)
+        if "today" in case:
+            dated.append((path + ("today",), case["today"]))
+        sources = [k for k in ("evidence", "evidence_file") if k in case]
+        if len(sources) != 1:
+            problem = "takes evidence or evidence_file, not both" if sources else (
+                "needs evidence (inline) or evidence_file")
+            out.append(Finding("error", "bad-case", f"case {case['name']!r} {problem}",
+                               doc.locate(path + (sources[-1],) if sources else path)))
+        expects = "expect" in case, bool(case.get("expect_no_actions"))
+        if expects == (False, False):
+            out.append(Finding(
+                "error", "bad-case",
+                f"case {case['name']!r} needs expect (a list) or expect_no_actions: true",
+                doc.locate(path)))
+        elif expects == (True, True):
+            out.append(Finding(
+                "error", "bad-case",
+                f"case {case['name']!r} takes expect or expect_no_actions, not both",
+                doc.locate(path + ("expect_no_actions",))))
+    for where, text in dated:
         if _date(text) is None:
             out.append(Finding("error", "bad-date", f"{text!r} is not a date (YYYY-MM-DD)",
-                               doc.locate(path)))
+                               doc.locate(where)))
     return out
 
 
