@@ -1,0 +1,210 @@
+"""The store: one data layer over SQLite (default) and PostgreSQL, with SQLAlchemy Core.
+
+The only place airgate talks SQL. The queue asks for records and hands back
+changes; every write happens inside ``Store.write()``, one transaction that
+holds the write lock (BEGIN IMMEDIATE on SQLite; the ledger head row locked
+FOR UPDATE on PostgreSQL), so a state change and its ledger entry commit
+together or not at all, and two processes never interleave.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    exc,
+    insert,
+    inspect,
+    select,
+    text,
+)
+
+from . import store_schema as s
+from .clock import format_time
+from .errors import StoreError
+from .store_tx import Tx
+
+ENV_DB = "AIRGATE_DB"
+ENV_DB_TIMEOUT = "AIRGATE_DB_TIMEOUT"
+DEFAULT_DB = "airgate.db"
+DEFAULT_TIMEOUT = 10.0  # seconds a writer waits for a locked SQLite file
+
+__all__ = ["Store", "Tx", "resolve_url", "ENV_DB", "DEFAULT_DB"]
+
+
+def resolve_url(target: str | os.PathLike[str] | None = None) -> str:
+    """The database URL for ``--db`` (a path or a URL), else ``AIRGATE_DB``, else ./airgate.db."""
+    raw = os.fspath(target) if target is not None else os.environ.get(ENV_DB, "") or DEFAULT_DB
+    if "://" in raw:
+        return raw
+    return "sqlite:///" + str(Path(raw).expanduser().absolute())
+
+
+class Store:
+    """A handle on one airgate database; created and migrated on first use."""
+
+    def __init__(
+        self, target: str | os.PathLike[str] | None = None, *, busy_timeout: float | None = None
+    ) -> None:
+        self.url = resolve_url(target)
+        if busy_timeout is None:
+            busy_timeout = float(os.environ.get(ENV_DB_TIMEOUT, DEFAULT_TIMEOUT))
+        self.busy_timeout = busy_timeout
+        self.sqlite = self.url.startswith("sqlite")
+        self.engine = self._create_engine()
+        self._migrate()
+
+    # ------------------------------------------------------------ set-up
+    def _create_engine(self) -> Engine:
+        try:
+            if self.sqlite:
+                path = self.url.split(":///", 1)[1] if ":///" in self.url else ""
+                if path and path != ":memory:" and not Path(path).parent.is_dir():
+                    parent = Path(path).parent
+                    raise StoreError(f"cannot create the database: no directory {parent}")
+                engine = create_engine(
+                    self.url, connect_args={"timeout": self.busy_timeout}
+                )
+                _sqlite_transactions(engine)
+            else:
+                engine = create_engine(self.url, pool_pre_ping=False)
+        except (exc.ArgumentError, exc.NoSuchModuleError, ModuleNotFoundError) as err:
+            raise StoreError(f"cannot open the database {_redact(self.url)}: {err}") from None
+        return engine
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        with self._guard():
+            with self.engine.connect() as conn:
+                if self._version(conn) == s.LATEST:
+                    return
+            with self.engine.connect() as conn:
+                conn = conn.execution_options(airgate_write=True)
+                with conn.begin():
+                    if not self.sqlite:
+                        # Two first uses at once: one migrates, the other waits and sees it done.
+                        conn.execute(text("SELECT pg_advisory_xact_lock(727372)"))
+                    s.schema_version.create(conn, checkfirst=True)
+                    current = self._version(conn)
+                    if current > s.LATEST:
+                        raise StoreError(
+                            f"the database has schema version {current}, newer than this"
+                            f" airgate knows ({s.LATEST}): upgrade airgate"
+                        )
+                    now = format_time(dt.datetime.now(dt.UTC))
+                    for version, description, apply in s.MIGRATIONS:
+                        if version > current:
+                            apply(conn)
+                            conn.execute(insert(s.schema_version).values(
+                                version=version, description=description, applied_at=now))
+
+    @staticmethod
+    def _version(conn: Connection) -> int:
+        if not inspect(conn).has_table("schema_version"):
+            return 0
+        value = conn.execute(select(s.schema_version.c.version).order_by(
+            s.schema_version.c.version.desc()).limit(1)).scalar()
+        return int(value or 0)
+
+    def schema_version(self) -> int:
+        with self._guard(), self.engine.connect() as conn:
+            return self._version(conn)
+
+    # ------------------------------------------------------------ transactions
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        """A read-only transaction."""
+        with self._guard(), self.engine.connect() as conn, conn.begin():
+            yield Tx(conn, sqlite=self.sqlite)
+
+    @contextmanager
+    def write(self) -> Iterator[Tx]:
+        """A write transaction holding the store's write lock; commits on success."""
+        with self._guard(), self.engine.connect() as conn:
+            conn = conn.execution_options(airgate_write=True)
+            with conn.begin():
+                tx = Tx(conn, sqlite=self.sqlite)
+                tx.lock()
+                yield tx
+                tx.flush()
+
+    def record_once(self, key: str, action_id: int, operation: str, at: str,
+                    result: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+        """The record executor's memory: keep ``result`` under ``key`` unless one is there."""
+        with self.write() as tx:
+            kept = tx.get_record(key)
+            if kept is not None:
+                return kept, False
+            tx.put_record(key, action_id, operation, at, result)
+            return {"at": at, "result": dict(result)}, True
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        # Database failures become a StoreError with a sentence a person can act on.
+        try:
+            yield
+        except exc.OperationalError as err:
+            message = str(err.orig) if err.orig is not None else str(err)
+            if "locked" in message or "busy" in message:
+                raise StoreError(
+                    f"the database {_redact(self.url)} is locked by another process"
+                    f" (waited {self.busy_timeout:g} s; set {ENV_DB_TIMEOUT} to wait longer)"
+                ) from None
+            raise StoreError(f"cannot use the database {_redact(self.url)}: {message}") from None
+        except exc.DatabaseError as err:
+            message = str(err.orig) if err.orig is not None else str(err)
+            raise StoreError(
+                f"the database {_redact(self.url)} is damaged or not an airgate database:"
+                f" {message}"
+            ) from None
+        except exc.SQLAlchemyError as err:
+            raise StoreError(f"database error on {_redact(self.url)}: {err}") from None
+
+
+def _sqlite_transactions(engine: Engine) -> None:
+    """Take over BEGIN from pysqlite so that writers can BEGIN IMMEDIATE (SQLAlchemy recipe)."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        try:
+            # WAL lets readers go on while one writer works; NORMAL is safe with WAL.
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("airgate_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _redact(url: str) -> str:
+    # Never print a password that sits in a PostgreSQL URL.
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    if url.startswith("sqlite:///"):
+        return url[len("sqlite:///"):]
+    return url

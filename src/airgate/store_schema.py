@@ -1,0 +1,169 @@
+"""The store's tables and its versioned migrations (SQLAlchemy Core, SQLite and PostgreSQL).
+
+Times are stored as fixed-width ISO 8601 text in UTC (``clock.format_time``), so
+they sort as text, compare the same on both databases and hash the same in
+the ledger. Identifiers of actions and ledger entries are assigned by airgate
+under the write lock, not by the database, so that a batch of thousands of
+actions and their ledger entries is written with a few ``executemany`` calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    insert,
+)
+
+metadata = MetaData()
+
+T = String(40)  # a stored time
+
+schema_version = Table(
+    "schema_version", metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("description", Text, nullable=False),
+    Column("applied_at", T, nullable=False),
+)
+
+actions = Table(
+    "actions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("investigation", Text, nullable=False),
+    Column("entity_type", Text, nullable=False),
+    Column("entity_key", Text, nullable=False),
+    Column("entity_name", Text, nullable=False),
+    Column("entity_hash", Text),
+    Column("action_type", Text, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("primary_rule", Text, nullable=False),
+    Column("rules", Text, nullable=False),  # JSON list
+    Column("approval", Text, nullable=False),  # JSON object
+    Column("reasons", Text, nullable=False),  # JSON list
+    Column("undo", Text),  # JSON object; null: not undoable
+    Column("revert_after", Integer),
+    Column("revert_at", T),
+    Column("max_automatic_per_hour", Integer),
+    Column("created_at", T, nullable=False),
+    Column("updated_at", T, nullable=False),
+    Column("submitted_by", Text, nullable=False),
+    Column("expires_at", T),
+    Column("approved_at", T),
+    Column("decided_by", Text),
+    Column("decided_at", T),
+    Column("reason", Text),
+    Column("link_id", Integer),  # deduplicated: the first action; redo: the replaced one
+    Column("superseded_by", Integer),
+    Column("operation", String(10)),  # apply | undo: what running runs, or ran last
+    Column("run_key", Text),  # idempotency key of the current or last run
+    Column("started_at", T),
+    Column("result", Text),  # JSON
+    Column("error", Text),
+)
+# Listing pending actions of one investigation, newest or oldest first.
+Index("ix_actions_inv_status", actions.c.investigation, actions.c.status, actions.c.id)
+Index("ix_actions_status_id", actions.c.status, actions.c.id)
+Index("ix_actions_type_status", actions.c.action_type, actions.c.status)
+Index("ix_actions_created", actions.c.created_at)
+Index("ix_actions_updated", actions.c.status, actions.c.updated_at)
+# Merging into a pending action and the dedup window both look up entity + action.
+Index("ix_actions_entity", actions.c.entity_key, actions.c.action_type, actions.c.status)
+Index("ix_actions_expiry", actions.c.status, actions.c.expires_at)
+Index("ix_actions_revert", actions.c.status, actions.c.revert_at)
+Index("ix_actions_hash", actions.c.entity_hash)
+Index("ix_actions_rule", actions.c.primary_rule, actions.c.approved_at)
+
+evidence = Table(
+    "evidence", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("action_id", Integer, nullable=False),
+    Column("investigation", Text, nullable=False),
+    Column("added_at", T, nullable=False),
+    Column("submitted_by", Text, nullable=False),
+    Column("data", Text, nullable=False),  # JSON: the normalized evidence
+)
+Index("ix_evidence_action", evidence.c.action_id)
+Index("ix_evidence_inv", evidence.c.investigation, evidence.c.action_id)
+
+investigations = Table(
+    "investigations", metadata,
+    Column("id", Text, primary_key=True),
+    Column("first_seen", T, nullable=False),
+    Column("last_seen", T, nullable=False),
+    Column("evidence_count", Integer, nullable=False),
+)
+
+approvals = Table(
+    "approvals", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("action_id", Integer, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("comment", Text),
+    Column("at", T, nullable=False),
+    UniqueConstraint("action_id", "actor", name="uq_approvals_actor"),
+)
+
+# The ``record`` executor's memory: one row per idempotency key, so a second
+# apply with the same key returns the first result instead of recording again.
+executor_records = Table(
+    "executor_records", metadata,
+    Column("idempotency_key", String(200), primary_key=True),
+    Column("action_id", Integer, nullable=False),
+    Column("operation", String(10), nullable=False),
+    Column("at", T, nullable=False),
+    Column("result", Text, nullable=False),
+)
+
+ledger = Table(
+    "ledger", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", T, nullable=False),
+    Column("event", String(20), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action_id", Integer),
+    Column("state_before", String(20)),
+    Column("state_after", String(20)),
+    Column("comment", Text),
+    Column("details", Text, nullable=False),  # canonical JSON
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+Index("ix_ledger_action", ledger.c.action_id, ledger.c.seq)
+
+# One row: the last ledger entry. Writers lock it (SELECT ... FOR UPDATE on
+# PostgreSQL; BEGIN IMMEDIATE already serializes SQLite), which serializes the
+# chain and every state change with it; verify compares it with the tail.
+ledger_head = Table(
+    "ledger_head", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("locked", Boolean, nullable=False, default=False),
+)
+
+V1_TABLES = [schema_version, actions, evidence, investigations, approvals, executor_records,
+             ledger, ledger_head]
+
+
+def _v1(conn: Connection) -> None:
+    metadata.create_all(conn, tables=V1_TABLES)
+    conn.execute(insert(ledger_head).values(id=1, seq=0, hash="0" * 64, locked=False))
+
+
+# (version, description, apply). Append new versions; never edit a released one.
+MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
+    (1, "actions, evidence, approvals, executor records, hash-chained ledger", _v1),
+]
+LATEST = MIGRATIONS[-1][0]

@@ -1,0 +1,53 @@
+"""Shared builders for the runtime tests: decisions, a queue on a tmp SQLite file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from airgate.clock import FixedClock
+from airgate.config import Config
+from airgate.model import Approval, Decision, EntityRef, Evidence
+from airgate.queue import Queue
+from airgate.store import Store
+
+START = "2024-05-01T12:00:00Z"
+USERS = {
+    "alice": ("active-remediation",),
+    "carol": ("active-remediation",),
+    "dave": ("search-and-purge",),
+    "erin": ("security-admin",),
+    "root": ("global-admin",),
+}
+
+
+def decision(
+    key: str = "dev1",
+    action: str = "isolate_device",
+    *,
+    entity_type: str = "device",
+    investigation: str = "inv1",
+    roles: tuple[str, ...] = ("active-remediation",),
+    fields: dict[str, Any] | None = None,
+    source: str = "automatedInvestigation",
+    rules: tuple[str, ...] = ("r.isolate",),
+    **approval: Any,
+) -> Decision:
+    extra = {k: approval.pop(k) for k in ("revert_after", "max_automatic_per_hour",
+                                          "suppressed_by") if k in approval}
+    ev = Evidence(investigation, entity_type, "malicious", key, f"name-{key}",
+                  fields or {"id": key}, action_source=source)
+    return Decision(investigation, EntityRef(entity_type, key, f"name-{key}"), action,
+                    Approval(roles=roles, **approval), rules, evidence=ev, **extra)
+
+
+def make_queue(tmp_path: Path, *, users: dict[str, tuple[str, ...]] | None = None,
+               **kwargs: Any) -> tuple[Queue, FixedClock]:
+    clock = FixedClock(START)
+    store = Store(tmp_path / "airgate.db", busy_timeout=2)
+    config = kwargs.pop("config", None) or Config(users=USERS if users is None else users)
+    return Queue(store, config=config, clock=clock, **kwargs), clock
+
+
+def events(queue: Queue, action_id: int) -> list[tuple[str, str | None, str | None]]:
+    return [(e.event, e.state_before, e.state_after) for e in queue.ledger_entries(action_id)]
