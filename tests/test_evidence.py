@@ -110,6 +110,17 @@ def test_single_line_json_is_one_document(tmp_path: Path) -> None:
     assert len(load(tmp_path, "one.json", json.dumps(alert) + "\n")) == 1
 
 
+def test_graph_alert_written_as_yaml_and_json_with_bom(tmp_path: Path) -> None:
+    text = ('id: a\nevidence:\n  - "@odata.type": "#microsoft.graph.security.urlEvidence"\n'
+            "    url: https://x\n    verdict: Malicious\n")
+    (from_yaml,) = load(tmp_path, "alert.yaml", text)
+    assert (from_yaml.key, from_yaml.verdict, from_yaml.source) == ("url:https://x", "malicious",
+                                                                    "graph")
+    bom = b"\xef\xbb\xbf" + json.dumps({"id": "a", "evidence": []}).encode()
+    assert load(tmp_path, "bom.json", bom) == []
+    assert load(tmp_path, "bom.ndjson", bom + b"\n" + bom[3:] + b"\n") == []
+
+
 def test_examples_investigation_yaml() -> None:
     items = ev.load_evidence(EXAMPLES / "investigation.yaml")
     assert {e.investigation for e in items} == {"inv-2024-0042"}
@@ -214,6 +225,12 @@ ERRORS = [
      "unknown verdict 5"),
     ("itemlist.json", ALERT_HEAD + '"x"]}', ":1:26",
      "evidence item must be an object, got a string"),
+    ("evnull.json", '{"id": "a", "evidence": null}', ":1:25",
+     "'evidence' must be a list, got null (at $.evidence)"),
+    ("deep.json", "[" * 100_000 + "]" * 100_000, "", "JSON nesting is too deep"),
+    ("odata.json", ALERT_HEAD + '{"@odata.type": 5}]}', ":1:42",
+     "'@odata.type' must be a string (at $.evidence[0]['@odata.type'])"),
+    ("binary.json", b"\x00\x01", ":1:1", "invalid YAML: unacceptable character #x0000"),
     ("listitem.json", '{"value": [{"id": "a"}, 7]}', ":1:25",
      "expected a Graph alert object, got int (at $.value[1])"),
 ]
