@@ -1,0 +1,332 @@
+"""The queue commands: submit, actions, show, approve, reject, history, undo, redo,
+investigations, expire, tick."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from ..errors import EXIT_FAILED, Finding, PolicyLoadErrors
+from ..records import OPEN, SETTLED, STATUSES, ActionFilter
+from .runtime_common import (
+    actor_option,
+    db_options,
+    echo_json,
+    emit_actions,
+    open_queue,
+    parse_since,
+    resolve_actor,
+    short_time,
+)
+
+DEFAULT_LIMIT = 200
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fmt(*choices: str) -> Callable[[F], F]:
+    return click.option("--format", "fmt", type=click.Choice(list(choices)),
+                        default=choices[0], show_default=True)
+
+
+@click.command("submit")
+@click.argument("evidence", nargs=-1, required=True)
+@click.option("--policy", "policy_paths", multiple=True, required=True,
+              help="Policy file or directory (repeatable).")
+@click.option("--engine", "engine_name", type=click.Choice(["indexed", "durable"]),
+              default="indexed", show_default=True)
+@_fmt("table", "json")
+@actor_option
+@db_options
+def submit(evidence: tuple[str, ...], policy_paths: tuple[str, ...], engine_name: str, fmt: str,
+           actor: str | None, db: str | None, config_path: str | None) -> None:
+    """Evaluate EVIDENCE under a policy set and enqueue the resulting actions.
+
+    Automatic actions are approved by 'automation' and carried out at once;
+    the rest wait as pending. Evidence for an entity and action already
+    pending is attached to that action. Excluded decisions are listed, not queued.
+    """
+    from .. import engine as engine_mod
+    from ..evidence import iter_evidence
+    from ..policy import load_policy_set
+    from ..render import table
+
+    who = resolve_actor(actor)
+    try:
+        policy_set = load_policy_set(list(policy_paths))
+    except PolicyLoadErrors as exc:
+        for finding in exc.findings:
+            click.echo(f"airgate: error: {finding.location}: {finding.code}: {finding.message}",
+                       err=True)
+        sys.exit(EXIT_FAILED)
+
+    def on_warning(finding: Finding) -> None:
+        click.echo(f"airgate: warning: {finding}", err=True)
+
+    engine = engine_mod.compile(policy_set, engine=engine_name)
+    items = itertools.chain.from_iterable(
+        iter_evidence(source, on_warning=on_warning) for source in evidence)
+    decisions = engine.evaluate(items)
+    queue = open_queue(db, config_path)
+    outcomes = queue.submit(decisions, actor=who, catalog=policy_set.catalog)
+    if fmt == "json":
+        echo_json([{
+            "outcome": o.outcome,
+            "action_id": o.action_id,
+            "status": o.action.status if o.action else None,
+            "action": o.action.as_dict() if o.action else None,
+            "decision": engine_mod.decision_to_dict(o.decision, policy_set.catalog),
+        } for o in outcomes])
+        return
+    if not outcomes:
+        click.echo("no actions")
+        return
+    rows = []
+    for o in outcomes:
+        a = o.action
+        note = ""
+        if o.outcome == "excluded":
+            note = "excluded by " + ", ".join(o.decision.suppressed_by)
+        elif a is not None:
+            from .runtime_common import action_note
+
+            note = action_note(a)
+        rows.append((o.action_id or "", o.outcome, a.status if a else "",
+                     o.decision.investigation, o.decision.action, o.decision.entity.type,
+                     o.decision.entity.name, note))
+    click.echo(table(("id", "outcome", "status", "investigation", "action", "entity type",
+                      "entity", "note"), rows))
+
+
+def _filter_options(func: F) -> F:
+    for opt in reversed([
+        click.option("--status", "statuses", multiple=True, type=click.Choice(STATUSES),
+                     help="Only these statuses (repeatable)."),
+        click.option("--investigation", metavar="ID"),
+        click.option("--action-type", metavar="TYPE"),
+        click.option("--source", metavar="SOURCE",
+                     help="automatedInvestigation, antivirus or manual."),
+        click.option("--since", metavar="TIME|DURATION",
+                     help="ISO 8601 time, or a duration back from now such as 24h or 7d."),
+        click.option("--limit", type=click.IntRange(min=0), default=DEFAULT_LIMIT,
+                     show_default=True, help="At most this many rows; 0 for all."),
+    ]):
+        func = opt(func)
+    return func
+
+
+def _list(queue: Any, flt: ActionFilter, fmt: str, history: bool) -> None:
+    wanted = flt.limit
+    rows = queue.list_actions(flt if not wanted else ActionFilter(
+        **{**flt.__dict__, "limit": wanted + 1}))
+    if wanted and len(rows) > wanted:
+        rows = rows[:wanted]
+        click.echo(f"airgate: showing the first {wanted} actions; --limit 0 shows all",
+                   err=True)
+    emit_actions(rows, fmt, history=history)
+
+
+@click.command("actions")
+@_filter_options
+@_fmt("table", "json", "csv")
+@db_options
+def actions(statuses: tuple[str, ...], investigation: str | None, action_type: str | None,
+            source: str | None, since: str | None, limit: int, fmt: str, db: str | None,
+            config_path: str | None) -> None:
+    """List open actions (pending, approved, running) or those of --status, oldest first."""
+    queue = open_queue(db, config_path)
+    flt = ActionFilter(statuses or OPEN, investigation, action_type, source,
+                       parse_since(since, queue.now()), None, limit or None)
+    _list(queue, flt, fmt, history=False)
+
+
+@click.command("history")
+@_filter_options
+@click.option("--decided-by", metavar="ACTOR")
+@_fmt("table", "json", "csv")
+@db_options
+def history(statuses: tuple[str, ...], investigation: str | None, action_type: str | None,
+            source: str | None, since: str | None, limit: int, decided_by: str | None, fmt: str,
+            db: str | None, config_path: str | None) -> None:
+    """List settled actions, most recently changed first (--since filters on that change)."""
+    queue = open_queue(db, config_path)
+    flt = ActionFilter(statuses or SETTLED, investigation, action_type, source,
+                       parse_since(since, queue.now()), decided_by, limit or None,
+                       newest_first=True, by_update=True)
+    _list(queue, flt, fmt, history=True)
+
+
+@click.command("show")
+@click.argument("action_id", type=int)
+@_fmt("text", "json")
+@db_options
+def show(action_id: int, fmt: str, db: str | None, config_path: str | None) -> None:
+    """The whole story of one action: evidence, decision, approvals, results, ledger."""
+    from ..render import escape, table
+
+    story = open_queue(db, config_path).show(action_id)
+    if fmt == "json":
+        echo_json(story)
+        return
+    a = story["action"]
+    lines = [
+        f"action {a['id']}: {a['action_type']} on {a['entity_type']} {a['entity_name']}",
+        f"status: {a['status']}",
+        f"investigation: {a['investigation']}",
+        f"entity key: {a['entity_key']}",
+        f"source: {a['source']}; submitted by {a['submitted_by']} at"
+        f" {short_time(a['created_at'])}",
+        f"rules: {', '.join(a['rules'])}",
+        "approval: " + ("automatic" if not a["approval"].get("required") else
+                        f"required by {', '.join(a['approval'].get('roles', []))}"
+                        f" (quorum {a['approval'].get('quorum', 1)})"),
+        f"undo: {a['undo']['display_name'] if a['undo'] else 'none (not undoable)'}",
+    ]
+    for reason in a["reasons"]:
+        lines.append(f"reason: {reason}")
+    if a["status"] == "pending" and a["expires_at"]:
+        lines.append(f"expires at: {short_time(a['expires_at'])}")
+    if a["revert_at"]:
+        lines.append(f"reverts automatically at: {short_time(a['revert_at'])}")
+    for name in ("decided_by", "reason", "link_id", "superseded_by", "error"):
+        if a.get(name):
+            lines.append(f"{name.replace('_', ' ')}: {a[name]}")
+    if a["result"] is not None:
+        lines.append(f"result: {a['result']}")
+    click.echo("\n".join(escape(line) for line in lines))
+    click.echo(f"\nevidence ({len(story['evidence'])}):")
+    for e in story["evidence"]:
+        data = e["data"]
+        click.echo(escape(f"  {short_time(e['added_at'])} {e['investigation']}"
+                          f" {data.get('verdict', '')} {data.get('name', '')}"
+                          f" (by {e['submitted_by']})"))
+    if story["approvals"]:
+        click.echo("\napprovals:")
+        for ap in story["approvals"]:
+            click.echo(escape(f"  {short_time(ap['at'])} {ap['actor']}"
+                              + (f": {ap['comment']}" if ap["comment"] else "")))
+    click.echo("\nledger:")
+    click.echo(table(("seq", "at", "event", "actor", "before", "after", "comment"), [
+        (e["seq"], short_time(e["at"]), e["event"], e["actor"], e["state_before"] or "",
+         e["state_after"] or "", e["comment"] or "") for e in story["ledger"]]))
+
+
+def _ids_command(name: str, help_text: str) -> Callable[[Callable[..., Any]], click.Command]:
+    def deco(func: Callable[..., Any]) -> click.Command:
+        func = click.argument("ids", nargs=-1, required=True, type=int)(func)
+        return click.command(name, help=help_text)(func)
+    return deco
+
+
+@_ids_command("approve", "Approve pending actions (several only of one action type).")
+@click.option("--comment", help="Why (required when the policy says require_comment).")
+@_fmt("table", "json")
+@actor_option
+@db_options
+def approve(ids: tuple[int, ...], comment: str | None, fmt: str, actor: str | None,
+            db: str | None, config_path: str | None) -> None:
+    queue = open_queue(db, config_path)
+    emit_actions(queue.approve(list(ids), actor=resolve_actor(actor), comment=comment), fmt)
+
+
+@_ids_command("reject", "Reject pending actions with a reason (several only of one type).")
+@click.option("--reason", required=True, help="Why the action is rejected.")
+@_fmt("table", "json")
+@actor_option
+@db_options
+def reject(ids: tuple[int, ...], reason: str, fmt: str, actor: str | None, db: str | None,
+           config_path: str | None) -> None:
+    queue = open_queue(db, config_path)
+    emit_actions(queue.reject(list(ids), actor=resolve_actor(actor), reason=reason), fmt)
+
+
+@_ids_command("undo", "Undo completed actions through their executor (one action type).")
+@click.option("--all-instances", is_flag=True,
+              help="For a quarantined file: also every other instance of the same hash.")
+@click.option("--comment")
+@_fmt("table", "json")
+@actor_option
+@db_options
+def undo(ids: tuple[int, ...], all_instances: bool, comment: str | None, fmt: str,
+         actor: str | None, db: str | None, config_path: str | None) -> None:
+    queue = open_queue(db, config_path)
+    emit_actions(queue.undo(list(ids), actor=resolve_actor(actor), comment=comment,
+                            all_instances=all_instances), fmt)
+
+
+@click.command("redo")
+@click.argument("action_id", type=int)
+@click.option("--action", "action_type", required=True, metavar="TYPE",
+              help="The new action type (e.g. move_to_inbox after soft_delete_email).")
+@click.option("--policy", "policy_paths", multiple=True,
+              help="Policy set declaring custom action types (needed only for those).")
+@click.option("--comment")
+@_fmt("table", "json")
+@actor_option
+@db_options
+def redo(action_id: int, action_type: str, policy_paths: tuple[str, ...], comment: str | None,
+         fmt: str, actor: str | None, db: str | None, config_path: str | None) -> None:
+    """Change an action's type: a new pending action linked to it; the old one is superseded."""
+    catalog = None
+    if policy_paths:
+        from ..policy import load_policy_set
+
+        catalog = load_policy_set(list(policy_paths)).catalog
+    queue = open_queue(db, config_path)
+    created = queue.redo(action_id, action_type=action_type, actor=resolve_actor(actor),
+                         comment=comment, catalog=catalog)
+    emit_actions([created], fmt)
+
+
+@click.command("investigations")
+@_fmt("table", "json")
+@db_options
+def investigations(fmt: str, db: str | None, config_path: str | None) -> None:
+    """Each investigation with its status derived from its actions (docs/runtime.md)."""
+    from ..render import table
+
+    rows = open_queue(db, config_path).investigations()
+    if fmt == "json":
+        echo_json(rows)
+    elif rows:
+        click.echo(table(("investigation", "status", "actions", "by status"), [
+            (r["investigation"], r["status"], r["actions"],
+             ", ".join(f"{k} {v}" for k, v in sorted(r["counts"].items()))) for r in rows]))
+    else:
+        click.echo("no investigations")
+
+
+@click.command("expire")
+@_fmt("table", "json")
+@db_options
+def expire(fmt: str, db: str | None, config_path: str | None) -> None:
+    """Expire pending actions past their time-out (they count as rejected)."""
+    expired = open_queue(db, config_path, maintain=False).expire()
+    if fmt == "json":
+        echo_json({"expired": expired})
+    else:
+        click.echo(f"expired {len(expired)} action(s)"
+                   + (": " + ", ".join(map(str, expired)) if expired else ""))
+
+
+@click.command("tick")
+@_fmt("table", "json")
+@db_options
+def tick(fmt: str, db: str | None, config_path: str | None) -> None:
+    """Expiries, due timed reverts, and reconciliation of runs whose process died."""
+    report = open_queue(db, config_path, maintain=False).tick()
+    if fmt == "json":
+        echo_json(report.as_dict())
+        return
+    for name, ids in report.as_dict().items():
+        click.echo(f"{name}: {len(ids)}" + (" (" + ", ".join(map(str, ids)) + ")" if ids else ""))
+
+
+COMMANDS: dict[str, click.Command] = {
+    "submit": submit, "actions": actions, "show": show, "approve": approve, "reject": reject,
+    "history": history, "undo": undo, "redo": redo, "investigations": investigations,
+    "expire": expire, "tick": tick,
+}

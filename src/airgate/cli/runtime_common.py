@@ -1,0 +1,159 @@
+"""Options and output shared by the queue and ledger commands."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from ..queue import Queue
+    from ..records import ActionRecord
+
+F = TypeVar("F", bound=Callable[..., Any])
+ENV_ACTOR = "AIRGATE_ACTOR"
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def db_options(func: F) -> F:
+    func = click.option(
+        "--config", "config_path", metavar="PATH",
+        help="Runtime config (users and roles, executors); default AIRGATE_CONFIG,"
+             " else ./airgate.yaml if present.")(func)
+    func = click.option(
+        "--db", metavar="PATH|URL",
+        help="SQLite file or database URL; default AIRGATE_DB, else the config's store,"
+             " else ./airgate.db.")(func)
+    return func
+
+
+def actor_option(func: F) -> F:
+    return click.option(
+        "--actor", metavar="NAME",
+        help="Who is acting; default AIRGATE_ACTOR, else the OS user.")(func)
+
+
+def resolve_actor(actor: str | None) -> str:
+    if actor:
+        return actor
+    env = os.environ.get(ENV_ACTOR, "").strip()
+    if env:
+        return env
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        raise UsageError("cannot tell who you are: pass --actor or set AIRGATE_ACTOR") from None
+
+
+def open_queue(db: str | None, config_path: str | None, *, maintain: bool = True) -> Queue:
+    """The queue over the chosen store, its lazy expiries and reverts already done."""
+    from ..clock import clock_from_env
+    from ..config import load_config
+    from ..queue import Queue
+    from ..store import ENV_DB, Store
+
+    config = load_config(config_path)
+    target = db or os.environ.get(ENV_DB) or config.store
+    queue = Queue(Store(target), config=config, clock=clock_from_env())
+    if maintain:
+        queue.maintain()
+    return queue
+
+
+def parse_since(text: str | None, now: dt.datetime) -> str | None:
+    """``--since``: an ISO 8601 time, or a duration back from now (``24h``, ``7d``)."""
+    from ..clock import format_time, parse_time
+    from ..durations import parse_duration
+
+    if text is None:
+        return None
+    try:
+        return format_time(now - dt.timedelta(seconds=parse_duration(text)))
+    except ValueError:
+        return format_time(parse_time(text))
+
+
+def csv_cell(value: object) -> str:
+    """A spreadsheet must not run evidence as a formula: prefix ' to =, +, -, @ cells."""
+    text = "" if value is None else value if isinstance(value, str) else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def write_csv(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(headers)
+    for row in rows:
+        writer.writerow([csv_cell(c) for c in row])
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def short_time(stored: str | None) -> str:
+    """``2024-05-01T12:00:00.000000Z`` -> ``2024-05-01 12:00:00Z`` for tables."""
+    if not stored:
+        return ""
+    return stored[:10] + " " + stored[11:19] + "Z"
+
+
+ACTION_HEADERS = ("id", "status", "investigation", "action", "entity type", "entity", "source",
+                  "created", "note")
+
+
+def action_note(a: ActionRecord) -> str:
+    if a.status == "pending":
+        parts = [f"expires {short_time(a.expires_at)}"]
+        quorum = a.approval.get("quorum", 1)
+        if quorum and int(quorum) > 1:
+            parts.append(f"quorum {quorum}")
+        if a.reason:
+            parts.append(a.reason)
+        return "; ".join(parts)
+    if a.status == "completed" and a.revert_at:
+        return f"reverts {short_time(a.revert_at)}"
+    if a.status == "deduplicated" and a.link_id:
+        return f"duplicate of {a.link_id}"
+    if a.status == "superseded" and a.superseded_by:
+        return f"superseded by {a.superseded_by}"
+    if a.link_id and a.status == "pending":
+        return f"changed from {a.link_id}"
+    return a.reason or a.error or ""
+
+
+def action_row(a: ActionRecord) -> tuple[object, ...]:
+    return (a.id, a.status, a.investigation, a.action_type, a.entity_type, a.entity_name,
+            a.source, short_time(a.created_at), action_note(a))
+
+
+HISTORY_HEADERS = ("id", "status", "investigation", "action", "entity type", "entity", "source",
+                   "decided by", "updated", "note")
+
+
+def history_row(a: ActionRecord) -> tuple[object, ...]:
+    return (a.id, a.status, a.investigation, a.action_type, a.entity_type, a.entity_name,
+            a.source, a.decided_by or "", short_time(a.updated_at), action_note(a))
+
+
+def emit_actions(actions: Sequence[ActionRecord], fmt: str, *, history: bool = False) -> None:
+    from ..render import table
+
+    headers = HISTORY_HEADERS if history else ACTION_HEADERS
+    to_row = history_row if history else action_row
+    if fmt == "json":
+        echo_json([a.as_dict() for a in actions])
+    elif fmt == "csv":
+        write_csv(headers, (to_row(a) for a in actions))
+    elif actions:
+        click.echo(table(headers, [to_row(a) for a in actions]))
+    else:
+        click.echo("no actions")
