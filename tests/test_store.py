@@ -88,3 +88,35 @@ def test_url_resolution(monkeypatch, tmp_path, target, env, expected_end):
 def test_unknown_driver_is_a_store_error():
     with pytest.raises(StoreError, match="cannot open the database"):
         Store("nosuchdb://x/y")
+
+
+@pytest.mark.postgres
+def test_the_same_queue_on_postgresql(tmp_path):
+    import os
+
+    url = os.environ.get("AIRGATE_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set AIRGATE_TEST_POSTGRES_URL to run against PostgreSQL")
+    pytest.importorskip("psycopg")
+    from sqlalchemy import create_engine, text
+
+    from airgate.clock import FixedClock
+    from airgate.config import Config
+    from airgate.ledger import verify
+    from airgate.queue import Queue
+    from airgate.store_schema import V1_TABLES
+    from runtime_helpers import USERS, decision
+
+    engine = create_engine(url)
+    with engine.begin() as conn:  # a clean database for this test
+        for table in V1_TABLES:
+            conn.execute(text(f"DROP TABLE IF EXISTS {table.name}"))
+    engine.dispose()
+    store = Store(url)
+    queue = Queue(store, config=Config(users=USERS), clock=FixedClock("2024-05-01T12:00:00Z"))
+    out = queue.submit([decision("pa"), decision("pb", required=False)], actor="bob")
+    assert [o.action.status for o in out] == ["pending", "completed"]
+    assert queue.approve([1], actor="alice")[0].status == "completed"
+    with store.read() as tx:
+        assert verify(tx.iter_ledger(), head=tx.ledger_head()).ok
+    store.close()
