@@ -25,15 +25,51 @@ DEFAULT_APPROVER = {
 # Graph evidence subtypes without the "Evidence" suffix, plus airgate's own
 # service, driver and scheduledTask (no Graph type exists for them).
 GRAPH_ENTITY_TYPES = (
-    "analyzedMessage", "amazonResource", "azureResource", "blob", "blobContainer",
-    "cloudApplication", "cloudLogonRequest", "cloudLogonSession", "container",
-    "containerImage", "containerRegistry", "device", "dns", "file", "gitHubOrganization",
-    "gitHubRepo", "gitHubUser", "googleCloudResource", "hostLogonSession", "ioTDevice", "ip",
-    "kubernetesCluster", "kubernetesController", "kubernetesNamespace", "kubernetesPod",
-    "kubernetesSecret", "kubernetesService", "kubernetesServiceAccount", "mailbox",
-    "mailboxConfiguration", "mailCluster", "malware", "networkConnection", "nic",
-    "oauthApplication", "process", "registryKey", "registryValue", "sasToken",
-    "securityGroup", "servicePrincipal", "submissionMail", "teamsMessage", "url", "user",
+    "analyzedMessage",
+    "amazonResource",
+    "azureResource",
+    "blob",
+    "blobContainer",
+    "cloudApplication",
+    "cloudLogonRequest",
+    "cloudLogonSession",
+    "container",
+    "containerImage",
+    "containerRegistry",
+    "device",
+    "dns",
+    "file",
+    "gitHubOrganization",
+    "gitHubRepo",
+    "gitHubUser",
+    "googleCloudResource",
+    "hostLogonSession",
+    "ioTDevice",
+    "ip",
+    "kubernetesCluster",
+    "kubernetesController",
+    "kubernetesNamespace",
+    "kubernetesPod",
+    "kubernetesSecret",
+    "kubernetesService",
+    "kubernetesServiceAccount",
+    "mailbox",
+    "mailboxConfiguration",
+    "mailCluster",
+    "malware",
+    "networkConnection",
+    "nic",
+    "oauthApplication",
+    "process",
+    "registryKey",
+    "registryValue",
+    "sasToken",
+    "securityGroup",
+    "servicePrincipal",
+    "submissionMail",
+    "teamsMessage",
+    "url",
+    "user",
 )
 NATIVE_ENTITY_TYPES = ("service", "driver", "scheduledTask")
 ENTITY_TYPES = frozenset(GRAPH_ENTITY_TYPES + NATIVE_ENTITY_TYPES)
@@ -41,8 +77,16 @@ ENTITY_TYPES = frozenset(GRAPH_ENTITY_TYPES + NATIVE_ENTITY_TYPES)
 # Entity types that live on a device: their approval follows the device group's
 # automation level.
 DEVICE_SIDE_TYPES = frozenset(
-    {"device", "file", "process", "registryKey", "registryValue", "service", "driver",
-     "scheduledTask"}
+    {
+        "device",
+        "file",
+        "process",
+        "registryKey",
+        "registryValue",
+        "service",
+        "driver",
+        "scheduledTask",
+    }
 )
 
 
@@ -97,7 +141,9 @@ class ActionSpec:
 _MESSAGES = frozenset({"analyzedMessage", "mailCluster"})
 
 
-def _email(id: str, name: str, targets: frozenset[str], change_to: tuple[str, ...] = ()) -> ActionSpec:
+def _email(
+    id: str, name: str, targets: frozenset[str], change_to: tuple[str, ...] = ()
+) -> ActionSpec:
     return ActionSpec(id, name, "email", targets, None, SEARCH_AND_PURGE, change_to)
 
 
@@ -111,45 +157,89 @@ def _identity(id: str, name: str, undo: Undo | None = None) -> ActionSpec:
 
 _BUILTIN = (
     # Email & collaboration: all wait for approval in Defender; no undo, only a new move.
-    _email("soft_delete_email", "Soft delete email", frozenset({"analyzedMessage"}),
-           ("move_to_inbox",)),
-    _email("soft_delete_email_cluster", "Soft delete email cluster", frozenset({"mailCluster"}),
-           ("move_to_inbox",)),
+    _email(
+        "soft_delete_email", "Soft delete email", frozenset({"analyzedMessage"}), ("move_to_inbox",)
+    ),
+    _email(
+        "soft_delete_email_cluster",
+        "Soft delete email cluster",
+        frozenset({"mailCluster"}),
+        ("move_to_inbox",),
+    ),
     _email("hard_delete_email", "Hard delete email", _MESSAGES),
     _email("move_to_junk", "Move to junk folder", _MESSAGES, ("move_to_inbox",)),
-    _email("move_to_inbox", "Move to inbox", _MESSAGES,
-           ("move_to_junk", "move_to_deleted_items", "soft_delete_email")),
+    _email(
+        "move_to_inbox",
+        "Move to inbox",
+        _MESSAGES,
+        ("move_to_junk", "move_to_deleted_items", "soft_delete_email"),
+    ),
     _email("move_to_deleted_items", "Move to deleted items", _MESSAGES, ("move_to_inbox",)),
     _email("block_url", "Block URL (time-of-click)", frozenset({"url"})),
-    _email("turn_off_external_forwarding", "Turn off external mail forwarding",
-           frozenset({"mailbox", "mailboxConfiguration"})),
+    _email(
+        "turn_off_external_forwarding",
+        "Turn off external mail forwarding",
+        frozenset({"mailbox", "mailboxConfiguration"}),
+    ),
     _email("remove_delegation", "Remove delegation", frozenset({"mailboxConfiguration"})),
     # Devices and files.
-    _device("isolate_device", "Isolate device", {"device"},
-            Undo("release_from_isolation", "Release from isolation")),
-    _device("restrict_code_execution", "Restrict app execution", {"device"},
-            Undo("remove_code_restriction", "Remove app restriction")),
-    _device("contain_device", "Contain device", {"device"},
-            Undo("release_device_containment", "Release from containment")),
+    _device(
+        "isolate_device",
+        "Isolate device",
+        {"device"},
+        Undo("release_from_isolation", "Release from isolation"),
+    ),
+    _device(
+        "restrict_code_execution",
+        "Restrict app execution",
+        {"device"},
+        Undo("remove_code_restriction", "Remove app restriction"),
+    ),
+    _device(
+        "contain_device",
+        "Contain device",
+        {"device"},
+        Undo("release_device_containment", "Release from containment"),
+    ),
     _device("run_antivirus_scan", "Run antivirus scan", {"device"}),
     _device("collect_investigation_package", "Collect investigation package", {"device"}),
     _device("offboard_device", "Offboard device", {"device"}),
-    _device("quarantine_file", "Quarantine file", {"file"},
-            Undo("restore_file", "Restore file from quarantine", bulk_by_hash=True)),
-    _device("stop_and_quarantine_file", "Stop and quarantine file", {"file", "process"},
-            Undo("restore_file", "Restore file from quarantine", bulk_by_hash=True)),
+    _device(
+        "quarantine_file",
+        "Quarantine file",
+        {"file"},
+        Undo("restore_file", "Restore file from quarantine", bulk_by_hash=True),
+    ),
+    _device(
+        "stop_and_quarantine_file",
+        "Stop and quarantine file",
+        {"file", "process"},
+        Undo("restore_file", "Restore file from quarantine", bulk_by_hash=True),
+    ),
     _device("kill_process", "Kill process", {"process"}),
     _device("stop_service", "Stop service", {"service"}, Undo("start_service", "Start service")),
     _device("disable_driver", "Disable driver", {"driver"}, Undo("enable_driver", "Enable driver")),
-    _device("remove_scheduled_task", "Remove scheduled task", {"scheduledTask"},
-            Undo("restore_scheduled_task", "Restore scheduled task")),
-    _device("remove_registry_key", "Remove registry key", {"registryKey", "registryValue"},
-            Undo("restore_registry_key", "Restore registry key")),
+    _device(
+        "remove_scheduled_task",
+        "Remove scheduled task",
+        {"scheduledTask"},
+        Undo("restore_scheduled_task", "Restore scheduled task"),
+    ),
+    _device(
+        "remove_registry_key",
+        "Remove registry key",
+        {"registryKey", "registryValue"},
+        Undo("restore_registry_key", "Restore registry key"),
+    ),
     # Identity.
     _identity("disable_user", "Disable user", Undo("enable_user", "Enable user")),
-    _identity("contain_user", "Contain user",
-              Undo("release_user_containment", "Release user from containment",
-                   requires_role=GLOBAL_ADMIN)),
+    _identity(
+        "contain_user",
+        "Contain user",
+        Undo(
+            "release_user_containment", "Release user from containment", requires_role=GLOBAL_ADMIN
+        ),
+    ),
     _identity("force_password_reset", "Force password reset"),
     _identity("revoke_sessions", "Revoke sessions"),
     _identity("mark_user_compromised", "Mark user as compromised"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,7 +43,8 @@ class Condition:
     field: str
     op: str
     value: Any
-    location: Location = field(default_factory=Location, compare=False)
+    # ``dataclasses.field`` spelled in full: the attribute ``field`` shadows it here.
+    location: Location = dataclasses.field(default_factory=Location, compare=False)
 
 
 @dataclass(frozen=True)

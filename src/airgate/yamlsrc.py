@@ -139,9 +139,7 @@ def iter_documents(text: str, file: str = "<input>") -> Iterator[Document]:
     except yaml.YAMLError as exc:
         raise InputError(f"invalid YAML: {exc}", Location(file), code="yaml") from None
     except RecursionError:
-        raise InputError(
-            "YAML nesting is too deep", Location(file), code="too-deep"
-        ) from None
+        raise InputError("YAML nesting is too deep", Location(file), code="too-deep") from None
 
 
 class _Builder:
@@ -157,8 +155,7 @@ class _Builder:
         self.count += 1
         if self.count > MAX_NODES:
             raise InputError(
-                f"document expands to more than {MAX_NODES} values"
-                " (alias expansion is bounded)",
+                f"document expands to more than {MAX_NODES} values (alias expansion is bounded)",
                 self._loc(node, path),
                 code="too-large",
             )
@@ -166,7 +163,9 @@ class _Builder:
             raise InputError(
                 f"nesting deeper than {MAX_DEPTH} levels", self._loc(node, path), code="too-deep"
             )
-        self.doc.value_marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        self.doc.value_marks.setdefault(
+            path, (node.start_mark.line + 1, node.start_mark.column + 1)
+        )
         if id(node) in self.active:
             raise InputError("recursive alias", self._loc(node, path), code="yaml")
         if isinstance(node, yaml.ScalarNode):
@@ -187,7 +186,9 @@ class _Builder:
                     raise InputError(
                         f"tag {node.tag!r} is not allowed", self._loc(node, path), code="yaml-tag"
                     )
-                return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
+                return [
+                    self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)
+                ]
             if isinstance(node, yaml.MappingNode):
                 if node.tag != _MAP_TAG:
                     raise InputError(
@@ -215,8 +216,13 @@ class _Builder:
                 first = self.doc.key_marks.get(child)
                 where = f" (first defined on line {first[0]})" if first else ""
                 raise InputError(
-                    f"duplicate key {key!r}{where}", self._loc(key_node, child), code="duplicate-key"
+                    f"duplicate key {key!r}{where}",
+                    self._loc(key_node, child),
+                    code="duplicate-key",
                 )
-            self.doc.key_marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            self.doc.key_marks[child] = (
+                key_node.start_mark.line + 1,
+                key_node.start_mark.column + 1,
+            )
             out[key] = self.build(value_node, child, depth + 1)
         return out
