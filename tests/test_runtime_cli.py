@@ -154,6 +154,8 @@ def test_approve_flow_and_show(cli):
     assert "status: completed" in shown.stdout
     assert "alice: confirmed" in shown.stdout
     assert "refused" in shown.stdout
+    result_line = next(x for x in shown.stdout.splitlines() if x.startswith("result: "))
+    assert json.loads(result_line.removeprefix("result: "))["recorded"] is True
     story = json.loads(cli.run("show", "1", "--format", "json").stdout)
     assert [e["event"] for e in story["ledger"]] == [
         "created", "refused", "approved", "started", "completed"]

@@ -4,6 +4,7 @@ investigations, expire, tick."""
 from __future__ import annotations
 
 import itertools
+import json
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -195,7 +196,8 @@ def show(action_id: int, fmt: str, db: str | None, config_path: str | None) -> N
         if a.get(name):
             lines.append(f"{name.replace('_', ' ')}: {a[name]}")
     if a["result"] is not None:
-        lines.append(f"result: {a['result']}")
+        # JSON, not a Python repr: executors return JSON and readers may paste it.
+        lines.append("result: " + json.dumps(a["result"], sort_keys=True, ensure_ascii=False))
     click.echo("\n".join(escape(line) for line in lines))
     click.echo(f"\nevidence ({len(story['evidence'])}):")
     for e in story["evidence"]:
