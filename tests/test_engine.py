@@ -70,6 +70,12 @@ def test_no_match_no_decision() -> None:
     assert run(pset(action("a", "quarantine_file", types=("file",))), ev("device")) == []
 
 
+def test_rule_whose_types_its_action_cannot_target_matches_nothing() -> None:
+    # Built in code, past the loader's action-target check.
+    policy = pset(action("a", "quarantine_file", types=("user",)))
+    assert run(policy, ev("user"), ev("file")) == []
+
+
 REQ = Approval(required=True)
 
 

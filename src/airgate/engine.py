@@ -60,6 +60,11 @@ def compile_policy(policy_set: PolicySet, *, today: dt.date | None = None) -> Co
         if not approval.roles:
             approval = replace(approval, roles=(spec.approver_role,))
         etypes = rule.entity_types & spec.targets if rule.entity_types else spec.targets
+        if not etypes:
+            # Listed types the action cannot target: the rule can never apply. The
+            # loader rejects such rules; a policy set built in code may still hold
+            # one, and an empty type set must not read as "any type" in the index.
+            continue
         rules.append(CompiledRule(rule, order, rule.id, spec.id, spec, approval, where,
                                   spec.category == "device", frozenset(etypes)))
     return CompiledPolicy(policy_set, tuple(rules), tuple(exclusions), tuple(expired),
