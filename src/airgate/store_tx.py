@@ -9,11 +9,12 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, func, insert, select, update
 
 from . import store_schema as s
-from .ledger import chain
+from .ledger import LedgerRow, canonical_json, row_hash
 from .records import ActionFilter, ActionRecord, LedgerEntry, LedgerEvent
 
 _JSON_COLUMNS = ("rules", "approval", "reasons", "undo", "result")
 CHUNK = 5000
+IN_CHUNK = 500  # values in one IN (...): far below every driver's parameter limit
 
 
 def _dumps(value: Any) -> str:
@@ -45,7 +46,6 @@ class Tx:
         self.sqlite = sqlite
         self._head: tuple[int, str] | None = None
         self._pending_ledger: list[tuple[LedgerEvent, str]] = []
-        self.written: list[LedgerEntry] = []
 
     # ------------------------------------------------------------ locking, ledger
     def lock(self) -> None:
@@ -64,23 +64,25 @@ class Tx:
         if not self._pending_ledger:
             return
         assert self._head is not None, "ledger entries need a write transaction"
-        entries: list[LedgerEntry] = []
         seq, prev = self._head
-        # Entries of one transaction can carry different times (a batch); chain each run.
-        for event, at in self._pending_ledger:
-            made = chain([event], head_seq=seq, head_hash=prev, at=at)
-            entries.extend(made)
-            seq, prev = made[-1].seq, made[-1].hash
+        rows: list[dict[str, Any]] = []
+        # The head stays in memory for the whole transaction: one hash per entry, no query.
+        for ev, at in self._pending_ledger:
+            seq += 1
+            details = canonical_json(dict(ev.details))
+            digest = row_hash(seq, at, ev.event, ev.actor, ev.action_id, ev.state_before,
+                              ev.state_after, ev.comment, details, prev)
+            rows.append({"seq": seq, "at": at, "event": ev.event, "actor": ev.actor,
+                         "action_id": ev.action_id, "state_before": ev.state_before,
+                         "state_after": ev.state_after, "comment": ev.comment,
+                         "details": details, "prev_hash": prev, "hash": digest})
+            prev = digest
         self._pending_ledger.clear()
-        for start in range(0, len(entries), CHUNK):
-            self.conn.execute(insert(s.ledger), [
-                {**e.content(), "details": _dumps(dict(e.details)), "hash": e.hash}
-                for e in entries[start:start + CHUNK]
-            ])
+        for start in range(0, len(rows), CHUNK):
+            self.conn.execute(insert(s.ledger), rows[start:start + CHUNK])
         self.conn.execute(update(s.ledger_head).where(s.ledger_head.c.id == 1).values(
             seq=seq, hash=prev))
         self._head = (seq, prev)
-        self.written.extend(entries)
 
     def ledger_head(self) -> tuple[int, str]:
         row = self.conn.execute(select(s.ledger_head.c.seq, s.ledger_head.c.hash)).one()
@@ -99,6 +101,22 @@ class Tx:
             for row in rows:
                 yield _entry(row)
             last = rows[-1].seq
+
+    def iter_ledger_rows(self, *, chunk: int = 20000) -> Iterator[LedgerRow]:
+        """Every entry as a plain ``LedgerRow`` tuple, in chunks: what ``ledger.verify_rows``
+        hashes without building a record per entry."""
+        last = -1
+        c = s.ledger.c
+        columns = (c.seq, c.at, c.event, c.actor, c.action_id, c.state_before, c.state_after,
+                   c.comment, c.details, c.prev_hash, c.hash)
+        while True:
+            rows = self.conn.execute(
+                select(*columns).where(c.seq > last).order_by(c.seq).limit(chunk)).all()
+            if not rows:
+                return
+            for row in rows:
+                yield tuple(row)
+            last = rows[-1][0]
 
     def ledger_for(self, action_id: int) -> list[LedgerEntry]:
         cols = s.ledger.c
@@ -137,17 +155,26 @@ class Tx:
             out.update((r.id, _action(r)) for r in rows)
         return out
 
-    def pending_for(self, keys: Iterable[str]) -> dict[tuple[str, str], ActionRecord]:
-        """Pending actions on these entity keys, by (entity key, action type)."""
-        wanted = list(dict.fromkeys(keys))
+    def pending_for(
+        self, pairs: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], ActionRecord]:
+        """The earliest pending action of each (entity key, action type) pair that has one."""
+        wanted = set(pairs)
+        types = sorted({t for _, t in wanted})
+        keys = sorted({k for k, _ in wanted})
         cols = s.actions.c
-        out: dict[tuple[str, str], ActionRecord] = {}
-        for start in range(0, len(wanted), 500):
+        found: list[ActionRecord] = []
+        for start in range(0, len(keys), IN_CHUNK):
+            # Equality on all three columns of ix_actions_entity, and no ORDER BY: SQLite
+            # would otherwise walk every pending action in id order (ix_actions_status_id).
             rows = self.conn.execute(select(s.actions).where(and_(
-                cols.entity_key.in_(wanted[start:start + 500]), cols.status == "pending",
-            )).order_by(cols.id)).all()
-            for r in rows:
-                out.setdefault((r.entity_key, r.action_type), _action(r))
+                cols.entity_key.in_(keys[start:start + IN_CHUNK]), cols.action_type.in_(types),
+                cols.status == "pending",
+            ))).all()
+            found.extend(_action(r) for r in rows if (r.entity_key, r.action_type) in wanted)
+        out: dict[tuple[str, str], ActionRecord] = {}
+        for action in sorted(found, key=lambda a: a.id):
+            out.setdefault((action.entity_key, action.action_type), action)
         return out
 
     def recent_approval(
@@ -194,10 +221,13 @@ class Tx:
         if f.statuses:
             query = query.where(cols.status.in_(f.statuses))
         if f.investigation is not None:
-            # An action belongs to every investigation whose evidence it holds.
-            inv = select(s.evidence.c.action_id).where(
-                s.evidence.c.investigation == f.investigation)
-            query = query.where((cols.investigation == f.investigation) | cols.id.in_(inv))
+            # An action belongs to every investigation whose evidence it holds. Its ids
+            # come from two indexed lookups (ix_actions_inv_status, ix_evidence_inv): an
+            # OR of both conditions would walk every action of the wanted statuses.
+            members = select(cols.id).where(cols.investigation == f.investigation).union(
+                select(s.evidence.c.action_id).where(
+                    s.evidence.c.investigation == f.investigation))
+            query = query.where(cols.id.in_(members))
         if f.action_type is not None:
             query = query.where(cols.action_type == f.action_type)
         if f.source is not None:

@@ -48,43 +48,38 @@ def enqueue(
     queue: Queue, decisions: list[Decision], *, actor: str, catalog: Catalog
 ) -> list[SubmitOutcome]:
     outcomes: list[SubmitOutcome] = []
-    to_run: list[int] = []
+    to_run: list[ActionRecord] = []
     for start in range(0, len(decisions), BATCH):
         batch = decisions[start:start + BATCH]
         done, started = _enqueue_batch(queue, batch, actor=actor, catalog=catalog)
         outcomes.extend(done)
         to_run.extend(started)
-    if to_run:
-        with queue.store.read() as tx:
-            running = tx.get_actions(to_run)
-        queue.execute([running[i] for i in to_run], actor=AUTOMATION)
-    ids = [o.action_id for o in outcomes if o.action_id is not None]
-    with queue.store.read() as tx:
-        final: dict[int, ActionRecord] = {}
-        for chunk in range(0, len(ids), 500):
-            final.update(tx.get_actions(ids[chunk:chunk + 500]))
-    return [dataclasses.replace(o, action=final.get(o.action_id)) if o.action_id else o
-            for o in outcomes]
+    if not to_run:
+        # The records were built from the rows as written: no second read of the batch.
+        return outcomes
+    ran = {a.id: a for a in queue.execute(to_run, actor=AUTOMATION)}
+    return [dataclasses.replace(o, action=ran[o.action_id])
+            if o.action_id in ran and o.outcome == "created" else o for o in outcomes]
 
 
 def _enqueue_batch(
     queue: Queue, batch: list[Decision], *, actor: str, catalog: Catalog
-) -> tuple[list[SubmitOutcome], list[int]]:
+) -> tuple[list[SubmitOutcome], list[ActionRecord]]:
     now = queue.now()
     at = format_time(now)
     hour_ago = format_time(now - dt.timedelta(hours=1))
     outcomes: list[SubmitOutcome] = []
-    started: list[int] = []
     rows: list[dict[str, Any]] = []
     evidence_rows: list[dict[str, Any]] = []
     investigations: Counter[str] = Counter()
     with queue.store.write() as tx:
         active = [d for d in batch if not d.suppressed_by]
-        pending = tx.pending_for({d.entity.key for d in active})
+        pending = tx.pending_for({(d.entity.key, d.action) for d in active})
         # Within the batch: (entity key, action) -> the row created for it.
         made: dict[tuple[str, str], dict[str, Any]] = {}
         automatic_used: Counter[str] = Counter()
         next_id = tx.next_action_id()
+        expiry: dict[int, str] = {}  # expires_after -> expiry time, computed once per batch
         for d in batch:
             investigations[d.investigation] += 1
             if d.suppressed_by:
@@ -92,12 +87,11 @@ def _enqueue_batch(
                 continue
             pair = (d.entity.key, d.action)
             data = evidence_data(d)
-            target_id: int | None = None
-            if pair in pending:
-                target_id = pending[pair].id
-            elif pair in made and made[pair]["status"] == PENDING:
-                target_id = made[pair]["id"]
-            if target_id is not None:
+            target: ActionRecord | dict[str, Any] | None = pending.get(pair)
+            if target is None and pair in made and made[pair]["status"] == PENDING:
+                target = made[pair]
+            if target is not None:
+                target_id = target.id if isinstance(target, ActionRecord) else target["id"]
                 evidence_rows.append({"action_id": target_id, "investigation": d.investigation,
                                       "added_at": at, "submitted_by": actor, "data": data})
                 tx.log(LedgerEvent("merged", actor, target_id, PENDING, PENDING, None,
@@ -105,13 +99,14 @@ def _enqueue_batch(
                        at)
                 outcomes.append(SubmitOutcome("merged", d, target_id))
                 continue
-            row = _new_row(d, next_id, at, actor, catalog, data)
+            after = d.approval.expires_after
+            if after not in expiry:
+                expiry[after] = _iso(now, after)
+            row = _new_row(d, next_id, at, actor, catalog, data, expiry[after])
             next_id += 1
             then: list[LedgerEvent] = []
             if not d.approval.required:
                 then = _automatic(tx, d, row, pair, made, automatic_used, hour_ago, now, at)
-                if row["status"] == RUNNING:
-                    started.append(row["id"])
             tx.log(LedgerEvent("created", actor, row["id"], None, PENDING, row["reason"],
                                {"rules": list(d.rules), "approval": row["approval"],
                                 "investigation": d.investigation}), at)
@@ -125,11 +120,23 @@ def _enqueue_batch(
         tx.insert_actions(rows)
         tx.insert_evidence(evidence_rows)
         tx.note_investigations(investigations, at)
-    return outcomes, started
+    # What was written is what the records say: built here instead of read back.
+    records = {row["id"]: _record(row) for row in rows}
+    records.update((a.id, a) for a in pending.values())
+    done = [dataclasses.replace(o, action=records[o.action_id])
+            if o.action_id is not None else o for o in outcomes]
+    started = [records[row["id"]] for row in rows if row["status"] == RUNNING]
+    return done, started
+
+
+def _record(row: dict[str, Any]) -> ActionRecord:
+    fields = {k: v for k, v in row.items() if k != "primary_rule"}
+    return ActionRecord(**{**fields, "rules": tuple(row["rules"]),
+                           "reasons": tuple(row["reasons"])})
 
 
 def _new_row(d: Decision, action_id: int, at: str, actor: str, catalog: Catalog,
-             data: dict[str, Any]) -> dict[str, Any]:
+             data: dict[str, Any], expires_at: str) -> dict[str, Any]:
     spec = catalog.get(d.action)
     undo = None
     if spec is not None and spec.undo is not None:
@@ -146,7 +153,7 @@ def _new_row(d: Decision, action_id: int, at: str, actor: str, catalog: Catalog,
         "undo": undo, "revert_after": d.revert_after, "revert_at": None,
         "max_automatic_per_hour": d.max_automatic_per_hour,
         "created_at": at, "updated_at": at, "submitted_by": actor,
-        "expires_at": _iso(_parse(at), d.approval.expires_after), "approved_at": None,
+        "expires_at": expires_at, "approved_at": None,
         "decided_by": None, "decided_at": None, "reason": None, "link_id": None,
         "superseded_by": None, "operation": None, "run_key": None, "started_at": None,
         "result": None, "error": None,

@@ -33,11 +33,11 @@ def _store(db: str | None, config_path: str | None):  # type: ignore[no-untyped-
 @db_options
 def verify(db: str | None, config_path: str | None) -> None:
     """Check the whole chain; name the first entry changed, deleted or reordered (exit 1)."""
-    from ..ledger import verify as verify_chain
+    from ..ledger import verify_rows
 
     store = _store(db, config_path)
     with store.read() as tx:
-        result = verify_chain(tx.iter_ledger(), head=tx.ledger_head())
+        result = verify_rows(tx.iter_ledger_rows(), head=tx.ledger_head())
     if result.ok:
         click.echo(f"ledger ok: {result.count} entries verified")
         return
