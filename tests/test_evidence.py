@@ -233,6 +233,12 @@ ERRORS = [
     ("binary.json", b"\x00\x01", ":1:1", "invalid YAML: unacceptable character #x0000"),
     ("listitem.json", '{"value": [{"id": "a"}, 7]}', ":1:25",
      "expected a Graph alert object, got int (at $.value[1])"),
+    ("bigint.json", '{"id": "a",\n "n": -' + "9" * 5000 + "}", ":2:7",
+     "number with 5000 digits is too long"),
+    ("bigint.yaml", "id: a\nn: " + "9" * 5000 + "\n", ":2:4",
+     "number with 5000 digits is too long"),
+    # One line of JSON nested too deep for the NDJSON sniffing of the first line.
+    ("deepline.json", '{"a": ' * 5000 + "1" + "}" * 5000 + "\n", "", "JSON nesting is too deep"),
 ]
 
 
@@ -272,6 +278,7 @@ NDJSON_ERRORS = [
      "unknown verdict 'x' (expected"),
     (GOOD + '\n{"kind": "Investigation", "apiVersion": "airgate/v1"}\n', ":2:1",
      "missing required fields 'id', 'evidence'"),
+    (GOOD + '\n{"id": ' + "9" * 5000 + '}\n', ":2:8", "number with 5000 digits is too long"),
 ]
 
 

@@ -42,6 +42,8 @@ def test_dates_stay_text_and_documents_are_counted() -> None:
         (BOMB, f"document expands to more than {MAX_NODES} values", "f.yaml:"),
         ("[" * 100 + "]" * 100 + "\n", "nesting deeper than 64 levels", "f.yaml:1:"),
         ("[" * 20000, "YAML nesting is too deep", "f.yaml"),
+        # Python refuses to read integers past 4300 digits: an error, not a traceback.
+        ("a: 1\nb: " + "9" * 5000 + "\n", "number with 5000 digits is too long", "f.yaml:2:4"),
     ],
 )
 def test_hostile_or_broken_yaml_is_refused_with_its_location(

@@ -19,7 +19,7 @@ from typing import IO, Any, cast
 
 from .errors import EvidenceError, Finding, InputError, Location
 from .evidence_docs import Where, kind_of, to_evidence
-from .jsonsrc import DECODER, DuplicateKey
+from .jsonsrc import DECODER, DuplicateKey, long_number
 from .model import Evidence
 from .yamlsrc import decode, iter_documents
 
@@ -161,8 +161,8 @@ def _is_json_object_line(raw: bytes) -> bool:
         return False
     try:
         return isinstance(json.loads(stripped), dict)
-    except ValueError:  # broken JSON, duplicate keys, bad UTF-8: the whole-document path says
-        return False
+    except (ValueError, RecursionError):  # broken, duplicate keys, bad UTF-8, too deep, too
+        return False  # long a number: the whole-document path says which, with its location
 
 
 def _ndjson(
@@ -208,6 +208,8 @@ def _ndjson_line(raw: bytes, name: str, lineno: int, warn: Warn) -> list[Evidenc
         raise EvidenceError(
             "JSON nesting is too deep", Location(name, lineno), code="too-deep"
         ) from None
+    except ValueError:  # an integer past Python's digit limit
+        raise long_number(text, name, lineno) from None
     where = Where(name, line=lineno, text=text)
     if type(data) is not dict:
         raise EvidenceError(
@@ -232,6 +234,8 @@ def _whole(text: str, name: str, suffix: str, warn: Warn) -> Iterator[Evidence]:
             raise EvidenceError(
                 "JSON nesting is too deep", Location(name), code="too-deep"
             ) from None
+        except ValueError:  # an integer past Python's digit limit
+            raise long_number(text, name) from None
         yield from to_evidence(data, Where(name, text=text), warn)
         return
     try:

@@ -10,6 +10,7 @@ import bisect
 import contextlib
 import json
 import re
+import sys
 from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import Any
 
@@ -32,6 +33,21 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 DECODER = json.JSONDecoder(object_pairs_hook=_pairs)
+
+
+def long_number(text: str, file: str, line: int = 1) -> EvidenceError:
+    """The error for a text the decoder refused for an integer past Python's digit limit
+    (``sys.get_int_max_str_digits()``), located at that number; ``line``: the text's first."""
+    limit = sys.get_int_max_str_digits() or 4300
+    found = re.search(rf"[0-9]{{{limit + 1},}}", text)
+    if found is None:
+        return EvidenceError("invalid JSON: a number is too long", Location(file, line),
+                             code="too-large")
+    before = text[: found.start()]
+    start = found.start() - 1 if before.endswith("-") else found.start()
+    loc = Location(file, line + before.count("\n"), start - (before.rfind("\n") + 1) + 1)
+    return EvidenceError(f"number with {len(found.group())} digits is too long", loc,
+                         code="too-large")
 
 
 def positions(text: str, file: str) -> Document:

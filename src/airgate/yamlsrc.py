@@ -178,7 +178,15 @@ class _Builder:
             if node.tag == "tag:yaml.org,2002:timestamp":
                 # Dates stay text: the schema checks their format, and the model parses them.
                 return str(node.value)
-            return _constructor.construct_object(node, deep=True)
+            try:
+                return _constructor.construct_object(node, deep=True)
+            except ValueError:
+                # Python refuses integers past sys.get_int_max_str_digits() (4300) digits.
+                digits = sum(ch.isdigit() for ch in str(node.value))
+                raise InputError(
+                    f"number with {digits} digits is too long", self._loc(node, path),
+                    code="too-large",
+                ) from None
         self.active.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode):
