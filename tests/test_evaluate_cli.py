@@ -177,6 +177,22 @@ def test_bad_evidence_is_located_exit_1(tmp_path: Path, files: tuple[str, str]) 
     assert "Traceback" not in result.stderr
 
 
+def test_hostile_keys_are_escaped_in_error_messages(tmp_path: Path,
+                                                   files: tuple[str, str]) -> None:
+    # The error names the unknown key twice: in the message and in its JSON path.
+    key = "\rFAKE\b\u202e\x1b]0;title\x07"
+    evidence = tmp_path / "bad.json"
+    evidence.write_text(json.dumps({
+        "apiVersion": "airgate/v1", "kind": "Investigation", "id": "x",
+        "evidence": [{"type": "file", "verdict": "malicious", "fields": {}, key: 1}]}))
+    result = run(str(evidence), "--policy", files[0])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"airgate: error: {evidence}:1:")
+    assert "unknown field" in result.stderr
+    assert not any(ch in result.stderr for ch in "\r\b\u202e\x1b\x07")
+    assert result.stderr.count("\n") == 1
+
+
 def test_missing_evidence_file_exit_1(files: tuple[str, str]) -> None:
     result = run("/nonexistent.yaml", "--policy", files[0])
     assert result.exit_code == 1

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from ..errors import EXIT_FAILED, AirgateError
+from ..render import escape
 
 # command name -> module under airgate.cli (each exposes ``command``)
 COMMANDS: dict[str, str] = {
@@ -58,7 +59,8 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except AirgateError as exc:
-            click.echo(f"airgate: error: {exc}", err=True)
+            # Messages may quote evidence (an unknown key, its JSON path): attacker text.
+            click.echo(f"airgate: error: {escape(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("airgate: interrupted", err=True)

@@ -88,7 +88,7 @@ def command(evidence: tuple[str, ...], policy_paths: tuple[str, ...], fmt: str, 
 
     def on_warning(finding: Finding) -> None:
         warnings.append(finding)
-        click.echo(f"airgate: warning: {finding}", err=True)
+        click.echo(f"airgate: warning: {escape(str(finding))}", err=True)
 
     items = _progress(itertools.chain.from_iterable(
         iter_evidence(source, on_warning=on_warning) for source in evidence))
