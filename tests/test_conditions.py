@@ -166,3 +166,12 @@ def test_hostile_regex_values_are_data() -> None:
     pred = compile_node(Condition("name", "regex", "^a"))
     assert pred({"name": ["\x1b[31mred", "abc"]}) is True
     assert pred({"name": {"nested": "a"}}) is False
+
+
+@pytest.mark.parametrize("path", ["empty", "nulls", "deep", "people.name"])
+def test_exists_means_a_non_null_value_so_empty_lists_do_not_exist(path: str) -> None:
+    # docs/engine.md: a path ending on a list has its elements as values, and
+    # exists holds when the path reaches at least one non-null value.
+    fields = {"empty": [], "nulls": [None, None], "deep": [[], [None]], "people": []}
+    assert compile_node(Condition(path, "exists", True))(fields) is False
+    assert compile_node(Condition(path, "exists", False))(fields) is True

@@ -95,6 +95,12 @@ def _elements(values: Any) -> Iterator[Any]:
             yield value
 
 
+def _has_value(leaves: Any) -> bool:
+    """Whether the leaves hold one non-null value: ``[]`` and ``[null]`` hold none."""
+    return any(type(leaf) is not list or next(_elements(leaf), None) is not None
+               for leaf in leaves)
+
+
 def _leaves_getter(path: str) -> Callable[[Mapping[str, Any]], Any]:
     """A fast getter returning a list of leaves; one-step paths skip the walker."""
     parts = tuple(path.split("."))
@@ -230,8 +236,8 @@ def compile_condition(cond: Condition) -> Predicate:
         return lambda fields: not positive(fields)
     if op == "exists":
         if cond.value:
-            return lambda fields: bool(get(fields))
-        return lambda fields: not get(fields)
+            return lambda fields: _has_value(get(fields))
+        return lambda fields: not _has_value(get(fields))
     if op == "contains":
         test = _contains_test(cond.value)
         return lambda fields: any(test(leaf) for leaf in get(fields))
