@@ -246,6 +246,17 @@ def test_validate_strict_runs_the_analysis(tmp_path: Path) -> None:
     assert validate_paths([policy]) == []
 
 
+def test_validate_strict_judges_exclusions_on_the_day_it_is_given(tmp_path: Path) -> None:
+    # Expired on the given day: validate warns so, and the analysis must agree that the
+    # exclusion no longer shadows anything.
+    policy = tmp_path / "p.yaml"
+    policy.write_text(HEAD + EXCL + "      match: {}\n      expires: 2030-01-01\n")
+    late = validate_paths([policy], strict=True, today=dt.date(2030, 1, 2))
+    assert [f.code for f in late] == ["expired-exclusion"]
+    early = validate_paths([policy], strict=True, today=dt.date(2029, 12, 31))
+    assert [f.code for f in early] == ["shadowed"]
+
+
 def test_shipped_packs_are_clean() -> None:
     packs = Path(__file__).parents[1] / "policies"
     files = sorted(p for p in packs.glob("*.yaml"))

@@ -271,7 +271,7 @@ def test_strict_checks_run_only_under_strict_on_a_clean_set(
 ) -> None:
     seen: list[PolicySet] = []
 
-    def check(policy_set: PolicySet) -> list[Finding]:
+    def check(policy_set: PolicySet, *, today: dt.date | None = None) -> list[Finding]:
         seen.append(policy_set)
         return [Finding("warning", "shadowed-rule", "rule r never fires")]
 

@@ -12,9 +12,9 @@ import difflib
 import ipaddress
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .catalog import BUILTIN_ACTIONS, BUILTIN_ROLES, ENTITY_TYPES
 from .durations import parse_duration
@@ -25,9 +25,17 @@ from .yamlsrc import Document
 PathArg = str | os.PathLike[str]
 JsonPath = tuple[str | int, ...]
 
+
+class StrictCheck(Protocol):
+    """A static check of a loaded set; ``today`` decides which exclusions have expired."""
+
+    def __call__(self, policy_set: PolicySet, *, today: dt.date | None = None
+                 ) -> list[Finding]: ...
+
+
 # Static analysis on a loaded set, run only under --strict and only when the set
 # loaded without errors. Other modules (the engine) register their checks here.
-STRICT_CHECKS: list[Callable[[PolicySet], list[Finding]]] = []
+STRICT_CHECKS: list[StrictCheck] = []
 
 # Every code a finding may carry, with a one-line description (SARIF rules, docs).
 CODES: dict[str, str] = {
@@ -440,7 +448,7 @@ def validate(
     if strict and not analysis.has_errors and STRICT_CHECKS:
         policy_set = build_policy_set(analysis.documents)
         for check in STRICT_CHECKS:
-            findings.extend(check(policy_set))
+            findings.extend(check(policy_set, today=today))
     return Validation(tuple(analysis.files), tuple(sort_findings(findings, analysis.files)))
 
 
