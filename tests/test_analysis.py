@@ -257,6 +257,19 @@ def test_validate_strict_judges_exclusions_on_the_day_it_is_given(tmp_path: Path
     assert [f.code for f in early] == ["shadowed"]
 
 
+def test_same_roles_in_another_order_are_no_approval_conflict() -> None:
+    assert findings("""\
+    - id: a
+      match: {verdict: malicious, entity: file}
+      action: quarantine_file
+      approval: {roles: [active-remediation, soc-lead]}
+    - id: b
+      match: {verdict: malicious, entity: file}
+      action: quarantine_file
+      approval: {roles: [soc-lead, active-remediation]}
+""") == []
+
+
 def test_shipped_packs_are_clean() -> None:
     packs = Path(__file__).parents[1] / "policies"
     files = sorted(p for p in packs.glob("*.yaml"))

@@ -65,10 +65,11 @@ def _scopes(policy_set: PolicySet) -> dict[str, _Scope]:
             continue
         types = rule.entity_types & spec.targets if rule.entity_types else spec.targets
         approval = rule.approval or Approval()
-        if not approval.roles:
-            approval = Approval(approval.required, (spec.approver_role,), approval.quorum,
-                                approval.expires_after, approval.require_comment,
-                                approval.dedup_window)
+        # Roles are a set to the engine: [a, b] and [b, a] are the same approval.
+        roles = tuple(sorted(set(approval.roles))) or (spec.approver_role,)
+        approval = Approval(approval.required, roles, approval.quorum,
+                            approval.expires_after, approval.require_comment,
+                            approval.dedup_window)
         out[rule.id] = _Scope(rule.verdicts, frozenset(types), approval)
     return out
 
