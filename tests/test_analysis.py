@@ -12,9 +12,10 @@ from airgate.conditions import compile_node
 from airgate.lint import validate_paths
 from airgate.model import AllOf, AnyOf, Condition, NotOf
 from airgate.policy import load_policy_text
+from helpers import policy_doc
 
 TODAY = dt.date(2026, 1, 15)
-HEAD = "apiVersion: airgate/v1\nkind: Policy\nmetadata: {name: t}\nspec:\n  rules:\n"
+HEAD = policy_doc("", name="t")
 
 
 def findings(rules: str) -> list[tuple[str, str]]:

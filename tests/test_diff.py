@@ -6,21 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from airgate.cli import main
+import helpers
 from airgate.diff import FieldChange, diff_decisions
-from airgate.engine import compile as compile_engine
-from airgate.evidence import load_evidence
 from airgate.model import Decision
-from airgate.policy import load_policy_text
+from helpers import cli, policy_doc
 
-BASE = """\
-apiVersion: airgate/v1
-kind: Policy
-metadata: {name: p}
-spec:
-  rules:
+BASE = policy_doc("""\
     - id: scan
       match: {verdict: malicious, entity: device}
       action: run_antivirus_scan
@@ -33,7 +26,7 @@ spec:
       match: {verdict: malicious, entity: file}
       action: quarantine_file
       approval: auto
-"""
+""", name="p")
 
 EVIDENCE = """\
 apiVersion: airgate/v1
@@ -50,16 +43,7 @@ evidence:
 
 
 def decide(policy: str) -> list[Decision]:
-    engine = compile_engine(load_policy_text(policy))
-    return engine.evaluate(load_evidence([_evidence_stream()]))
-
-
-def _evidence_stream():  # type: ignore[no-untyped-def]
-    import io
-
-    stream = io.StringIO(EVIDENCE)
-    stream.name = "ev.yaml"
-    return stream
+    return helpers.decide(policy, EVIDENCE)
 
 
 def summary(changes: list) -> list[tuple[str, str, tuple[str, ...]]]:  # type: ignore[type-arg]
@@ -137,9 +121,7 @@ def files(tmp_path: Path) -> dict[str, str]:
 
 
 def diff(files: dict[str, str], *extra: str) -> Result:
-    return CliRunner().invoke(
-        main, ["diff", "--base", files["base"], "--head", files["head"], files["evidence"], *extra]
-    )
+    return cli("diff", "--base", files["base"], "--head", files["head"], files["evidence"], *extra)
 
 
 def test_table_lists_changes_and_escapes_evidence(files: dict[str, str]) -> None:

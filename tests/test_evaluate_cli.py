@@ -8,19 +8,14 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from click.testing import CliRunner
+from click.testing import Result
 
-from airgate.cli import main
 from airgate.engine import compile
 from airgate.evidence import load_evidence
 from airgate.policy import load_policy_text
+from helpers import cli, policy_doc
 
-POLICY = """\
-apiVersion: airgate/v1
-kind: Policy
-metadata: {name: t}
-spec:
-  rules:
+POLICY = policy_doc("""\
     - id: quarantine
       match:
         verdict: malicious
@@ -47,7 +42,7 @@ spec:
       match: {verdict: malicious, entity: device}
       action: isolate_device
       approval: auto
-"""
+""", name="t")
 
 EVIDENCE = """\
 apiVersion: airgate/v1
@@ -77,8 +72,8 @@ def files(tmp_path: Path) -> tuple[str, str]:
     return str(policy), str(evidence)
 
 
-def run(*args: str) -> object:
-    return CliRunner().invoke(main, ["evaluate", *args])
+def run(*args: str) -> Result:
+    return cli("evaluate", *args)
 
 
 def test_table_default(files: tuple[str, str]) -> None:

@@ -8,21 +8,16 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from jsonschema import Draft202012Validator
 
-from airgate.cli import main
 from airgate.errors import PolicyLoadErrors
 from airgate.model import Approval, Decision, EntityRef
 from airgate.policytest import _check_case, default_engines, load_suites, run_suites
 from airgate.testsuite import Case, Expectation, Suite, policy_test_schema
+from helpers import cli, policy_doc
 
-POLICY = """\
-apiVersion: airgate/v1
-kind: Policy
-metadata: {name: p}
-spec:
-  rules:
+POLICY = policy_doc("""\
     - id: quarantine
       match: {verdict: malicious, entity: file}
       action: quarantine_file
@@ -41,7 +36,7 @@ spec:
       actions: [isolate_device]
       reason: lab machines stay online
       expires: 2030-01-31
-"""
+""", name="p")
 
 HEADER = """\
 apiVersion: airgate/v1
@@ -67,7 +62,7 @@ def write(tmp_path: Path, cases: str, *, header: str = HEADER, name: str = "suit
 
 
 def run(*args: str) -> Result:
-    return CliRunner().invoke(main, ["test", "--engine", "indexed", *args])
+    return cli("test", "--engine", "indexed", *args)
 
 
 PASSING = f"""\
@@ -396,7 +391,7 @@ def test_json_output(tmp_path: Path) -> None:
 @pytest.mark.skipif(default_engines() == ("indexed",), reason="durable-rules does not import")
 def test_both_engines_by_default(tmp_path: Path) -> None:
     suite = write(tmp_path, PASSING)
-    result = CliRunner().invoke(main, ["test", str(suite)])
+    result = cli("test", str(suite))
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "(engines: indexed, durable)" in result.stdout
     assert run_suites(load_suites([suite])).engines == ("indexed", "durable")
