@@ -237,6 +237,14 @@ ERRORS = [
      "number with 5000 digits is too long"),
     ("bigint.yaml", "id: a\nn: " + "9" * 5000 + "\n", ":2:4",
      "number with 5000 digits is too long"),
+    ("null.json", "null\n", ":1:1", "file holds no evidence document (only null or empty ones)"),
+    ("seps.yaml", "---\n---\n", ":1:1", "file holds no evidence document"),
+    ("nan.json", '{"id": "a",\n "n": [1, NaN]}', ":2:11",
+     "invalid JSON: NaN and Infinity are not JSON numbers"),
+    ("inf.json", '{"id": "a", "n": -Infinity}', ":1:18",
+     "invalid JSON: NaN and Infinity are not JSON numbers"),
+    ("nan.yaml", "id: a\nn: .NaN\n", ":2:4", ".NaN is not allowed (NaN and infinity"),
+    ("inf.yaml", "id: a\nn: -.inf\n", ":2:4", "-.inf is not allowed (NaN and infinity"),
     # One line of JSON nested too deep for the NDJSON sniffing of the first line.
     ("deepline.json", '{"a": ' * 5000 + "1" + "}" * 5000 + "\n", "", "JSON nesting is too deep"),
 ]
@@ -279,6 +287,8 @@ NDJSON_ERRORS = [
     (GOOD + '\n{"kind": "Investigation", "apiVersion": "airgate/v1"}\n', ":2:1",
      "missing required fields 'id', 'evidence'"),
     (GOOD + '\n{"id": ' + "9" * 5000 + '}\n', ":2:8", "number with 5000 digits is too long"),
+    (GOOD + '\n{"id": "b", "n": Infinity}\n', ":2:18",
+     "invalid JSON: NaN and Infinity are not JSON numbers"),
 ]
 
 

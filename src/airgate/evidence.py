@@ -19,7 +19,7 @@ from typing import IO, Any, cast
 
 from .errors import EvidenceError, Finding, InputError, Location
 from .evidence_docs import Where, kind_of, to_evidence
-from .jsonsrc import DECODER, DuplicateKey, long_number
+from .jsonsrc import DECODER, DuplicateKey, NonFinite, long_number, non_finite
 from .model import Evidence
 from .yamlsrc import decode, iter_documents
 
@@ -208,6 +208,8 @@ def _ndjson_line(raw: bytes, name: str, lineno: int, warn: Warn) -> list[Evidenc
         raise EvidenceError(
             "JSON nesting is too deep", Location(name, lineno), code="too-deep"
         ) from None
+    except NonFinite:
+        raise non_finite(text, name, lineno) from None
     except ValueError:  # an integer past Python's digit limit
         raise long_number(text, name, lineno) from None
     where = Where(name, line=lineno, text=text)
@@ -234,12 +236,21 @@ def _whole(text: str, name: str, suffix: str, warn: Warn) -> Iterator[Evidence]:
             raise EvidenceError(
                 "JSON nesting is too deep", Location(name), code="too-deep"
             ) from None
+        except NonFinite:
+            raise non_finite(text, name) from None
         except ValueError:  # an integer past Python's digit limit
             raise long_number(text, name) from None
         yield from to_evidence(data, Where(name, text=text), warn)
         return
+    documents = 0
     try:
         for doc in iter_documents(text, name):
+            documents += 1
             yield from to_evidence(doc.data, Where(name, doc=doc), warn)
     except InputError as exc:
         raise EvidenceError(exc.message, exc.location, code=exc.code) from None
+    if not documents:
+        # Only null or empty documents: a file that says nothing is a mistake, not
+        # "no threats found".
+        raise EvidenceError("file holds no evidence document (only null or empty ones)",
+                            Location(name, 1, 1), code="empty")

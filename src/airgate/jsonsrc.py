@@ -32,7 +32,27 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-DECODER = json.JSONDecoder(object_pairs_hook=_pairs)
+class NonFinite(ValueError):
+    pass
+
+
+def _constant(name: str) -> Any:
+    # Python's decoder accepts NaN and Infinity, which are not JSON: letting them in
+    # would make airgate's own JSON output invalid further down the line.
+    raise NonFinite(name)
+
+
+DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant)
+
+
+def non_finite(text: str, file: str, line: int = 1) -> EvidenceError:
+    """The error for NaN / Infinity in a JSON text, located at its first occurrence."""
+    found = re.search(r"-?\b(?:NaN|Infinity)\b", text)
+    at = found.start() if found else 0
+    before = text[:at]
+    loc = Location(file, line + before.count("\n"), at - (before.rfind("\n") + 1) + 1)
+    return EvidenceError("invalid JSON: NaN and Infinity are not JSON numbers", loc,
+                         code="json")
 
 
 def long_number(text: str, file: str, line: int = 1) -> EvidenceError:

@@ -178,6 +178,15 @@ class _Builder:
             if node.tag == "tag:yaml.org,2002:timestamp":
                 # Dates stay text: the schema checks their format, and the model parses them.
                 return str(node.value)
+            if node.tag == "tag:yaml.org,2002:float" and node.value.lower().lstrip("+-") in (
+                ".nan", ".inf"
+            ):
+                # Not a JSON number: it would make airgate's own JSON output invalid.
+                raise InputError(
+                    f"{node.value} is not allowed (NaN and infinity are not JSON numbers)",
+                    self._loc(node, path),
+                    code="yaml",
+                )
             try:
                 return _constructor.construct_object(node, deep=True)
             except ValueError:
