@@ -24,6 +24,7 @@ from sqlalchemy import (
     exc,
     insert,
     inspect,
+    make_url,
     select,
     text,
 )
@@ -37,6 +38,8 @@ ENV_DB = "AIRGATE_DB"
 ENV_DB_TIMEOUT = "AIRGATE_DB_TIMEOUT"
 DEFAULT_DB = "airgate.db"
 DEFAULT_TIMEOUT = 10.0  # seconds a writer waits for a locked SQLite file
+ANALYZE_MIN_ROWS = 5000  # PostgreSQL: refresh statistics after this many new rows at least,
+ANALYZE_GROWTH = 0.5  # and once the new rows are this fraction of the last analyzed size
 
 __all__ = ["Store", "Tx", "resolve_url", "ENV_DB", "DEFAULT_DB"]
 
@@ -60,6 +63,8 @@ class Store:
             busy_timeout = float(os.environ.get(ENV_DB_TIMEOUT, DEFAULT_TIMEOUT))
         self.busy_timeout = busy_timeout
         self.sqlite = self.url.startswith("sqlite")
+        self._grown = 0  # rows this process inserted since it last refreshed statistics
+        self._analyzed_rows: float | None = None
         self.engine = self._create_engine()
         self._migrate()
 
@@ -76,7 +81,15 @@ class Store:
                 )
                 _sqlite_transactions(engine)
             else:
-                engine = create_engine(self.url, pool_pre_ping=False)
+                args: dict[str, Any] = {}
+                if make_url(self.url).get_driver_name() == "psycopg":
+                    # psycopg prepares a statement after 5 runs, and PostgreSQL then may use
+                    # one generic plan for every parameter list: for submit's lookup of
+                    # (entity key, action type) pairs that plan walked every pending action
+                    # (1 s per chunk of 500 at 100,000 actions). Plan each query for its
+                    # values instead.
+                    args["prepare_threshold"] = None
+                engine = create_engine(self.url, pool_pre_ping=False, connect_args=args)
         except (exc.ArgumentError, exc.NoSuchModuleError, ModuleNotFoundError) as err:
             raise StoreError(f"cannot open the database {_redact(self.url)}: {err}") from None
         return engine
@@ -144,6 +157,36 @@ class Store:
                 tx.lock()
                 yield tx
                 tx.flush()
+        if tx.inserted and not self.sqlite:
+            self._grew(tx.inserted)
+
+    def _grew(self, rows: int) -> None:
+        """Refresh PostgreSQL's statistics once this process has grown the tables by half.
+
+        Without statistics (autovacuum off, or not yet run after a bulk submit) the
+        planner takes ``status = 'pending'`` for a selective condition and walks every
+        pending action, for merging and for listing one investigation, instead of the
+        entity and investigation indexes. ANALYZE samples a fixed number of rows (a
+        fraction of a second at any size) and does not block writers. Best effort: a
+        user not allowed to analyze just keeps the plans the server makes.
+        """
+        self._grown += rows
+        if self._grown < ANALYZE_MIN_ROWS:
+            return
+        try:
+            with self.engine.connect() as conn:
+                if self._analyzed_rows is None:
+                    found = conn.execute(text(
+                        "SELECT reltuples FROM pg_class WHERE relname = 'actions'")).scalar()
+                    self._analyzed_rows = max(float(found or 0), 0.0)
+                if self._grown < ANALYZE_GROWTH * self._analyzed_rows:
+                    return
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                conn.execute(text("ANALYZE actions, evidence, ledger"))
+                self._analyzed_rows += self._grown
+                self._grown = 0
+        except exc.SQLAlchemyError:
+            return
 
     def record_once(self, key: str, action_id: int, operation: str, at: str,
                     result: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:

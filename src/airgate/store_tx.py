@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, and_, func, insert, select, update
+from sqlalchemy import Connection, Row, Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from . import store_schema as s
@@ -48,6 +48,7 @@ class Tx:
         self.sqlite = sqlite
         self._head: tuple[int, str] | None = None
         self._pending_ledger: list[tuple[LedgerEvent, str]] = []
+        self.inserted = 0  # actions and evidence rows written: the store's cue to re-analyze
 
     def _insert_many(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert rows of plain values with the driver's own executemany.
@@ -60,6 +61,15 @@ class Tx:
         for row in rows:
             groups.setdefault(tuple(row), []).append(row)
         dialect = self.conn.dialect
+        if dialect.driver == "psycopg":
+            # PostgreSQL takes a batch fastest as COPY: one statement, rows streamed.
+            raw: Any = self.conn.connection.dbapi_connection
+            with raw.cursor() as cur:
+                for keys, group in groups.items():
+                    with cur.copy(f"COPY {table.name} ({', '.join(keys)}) FROM STDIN") as copy:
+                        for row in group:
+                            copy.write_row(tuple(row[k] for k in keys))
+            return
         for keys, group in groups.items():
             cache_key = (dialect.name, table.name, keys)
             compiled = _INSERTS.get(cache_key)
@@ -155,6 +165,7 @@ class Tx:
         return int(self.conn.execute(select(func.max(s.actions.c.id))).scalar() or 0) + 1
 
     def insert_actions(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        self.inserted += len(rows)
         for start in range(0, len(rows), CHUNK):
             self._insert_many(s.actions, [_encode(r) for r in rows[start:start + CHUNK]])
 
@@ -274,6 +285,7 @@ class Tx:
 
     # ------------------------------------------------------------ evidence, approvals
     def insert_evidence(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        self.inserted += len(rows)
         for start in range(0, len(rows), CHUNK):
             self._insert_many(s.evidence, [
                 {**r, "data": _dumps(r["data"])} for r in rows[start:start + CHUNK]])
@@ -294,10 +306,11 @@ class Tx:
                for k, n in counts.items() if k not in known]
         if new:
             self._insert_many(s.investigations, new)
-        for key, n in counts.items():
-            if key in known:
-                self.conn.execute(update(s.investigations).where(cols.id == key).values(
-                    last_seen=at, evidence_count=known[key] + n))
+        seen = [{"key": k, "count": known[k] + n} for k, n in counts.items() if k in known]
+        if seen:
+            self.conn.execute(
+                update(s.investigations).where(cols.id == bindparam("key")).values(
+                    last_seen=at, evidence_count=bindparam("count")), seen)
 
     def investigation_counts(self) -> dict[str, dict[str, int]]:
         """Per investigation: how many of its actions are in each status."""
