@@ -126,3 +126,25 @@ def test_submit_outcomes_are_the_stored_records(tmp_path, required):
     for out in outs:
         assert out.action == queue.get(out.action_id)
     assert outs[1].action.entity_hash == "abc"
+
+
+@pytest.mark.parametrize(("env", "level"), [(None, 2), ("full", 2), ("NORMAL", 1)])
+def test_sqlite_sync_mode(tmp_path, monkeypatch, env, level):
+    from airgate.store import ENV_DB_SYNC, Store
+
+    if env is None:
+        monkeypatch.delenv(ENV_DB_SYNC, raising=False)
+    else:
+        monkeypatch.setenv(ENV_DB_SYNC, env)
+    with Store(tmp_path / "a.db") as store, store.read() as tx:
+        assert tx.conn.exec_driver_sql("PRAGMA synchronous").scalar() == level
+        assert tx.conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_an_unknown_sync_mode_is_a_store_error(tmp_path, monkeypatch):
+    from airgate.errors import StoreError
+    from airgate.store import ENV_DB_SYNC, Store
+
+    monkeypatch.setenv(ENV_DB_SYNC, "off")
+    with pytest.raises(StoreError, match="AIRGATE_DB_SYNC must be full or normal, not 'off'"):
+        Store(tmp_path / "a.db")

@@ -36,6 +36,7 @@ from .store_tx import Tx
 
 ENV_DB = "AIRGATE_DB"
 ENV_DB_TIMEOUT = "AIRGATE_DB_TIMEOUT"
+ENV_DB_SYNC = "AIRGATE_DB_SYNC"  # SQLite: full (default) or normal
 DEFAULT_DB = "airgate.db"
 DEFAULT_TIMEOUT = 10.0  # seconds a writer waits for a locked SQLite file
 ANALYZE_MIN_ROWS = 5000  # PostgreSQL: refresh statistics after this many new rows at least,
@@ -79,7 +80,7 @@ class Store:
                 engine = create_engine(
                     self.url, connect_args={"timeout": self.busy_timeout}
                 )
-                _sqlite_transactions(engine)
+                _sqlite_transactions(engine, _sync_mode())
             else:
                 args: dict[str, Any] = {}
                 if make_url(self.url).get_driver_name() == "psycopg":
@@ -221,7 +222,7 @@ class Store:
             raise StoreError(f"database error on {_redact(self.url)}: {err}") from None
 
 
-def _sqlite_transactions(engine: Engine) -> None:
+def _sqlite_transactions(engine: Engine, sync: str) -> None:
     """Take over BEGIN from pysqlite so that writers can BEGIN IMMEDIATE (SQLAlchemy recipe)."""
 
     @event.listens_for(engine, "connect")
@@ -229,9 +230,12 @@ def _sqlite_transactions(engine: Engine) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         try:
-            # WAL lets readers go on while one writer works; NORMAL is safe with WAL.
+            # WAL lets readers go on while one writer works. FULL syncs the log at every
+            # commit, so a committed change survives a power loss; NORMAL (AIRGATE_DB_SYNC)
+            # survives a crash of airgate but may lose the last commits on a power loss.
+            # Submit commits per batch of thousands, so FULL costs it a few per cent.
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA synchronous={sync}")
         finally:
             cur.close()
 
@@ -239,6 +243,13 @@ def _sqlite_transactions(engine: Engine) -> None:
     def _begin(conn: Connection) -> None:
         write = conn.get_execution_options().get("airgate_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _sync_mode() -> str:
+    value = os.environ.get(ENV_DB_SYNC, "").strip().lower() or "full"
+    if value not in ("full", "normal"):
+        raise StoreError(f"{ENV_DB_SYNC} must be full or normal, not {value!r}")
+    return value.upper()
 
 
 def _redact(url: str) -> str:
