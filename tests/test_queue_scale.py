@@ -148,3 +148,48 @@ def test_an_unknown_sync_mode_is_a_store_error(tmp_path, monkeypatch):
     monkeypatch.setenv(ENV_DB_SYNC, "off")
     with pytest.raises(StoreError, match="AIRGATE_DB_SYNC must be full or normal, not 'off'"):
         Store(tmp_path / "a.db")
+
+
+@pytest.mark.postgres
+def test_postgresql_batches_merges_lists_and_refreshes_statistics(monkeypatch):
+    import os
+
+    url = os.environ.get("AIRGATE_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set AIRGATE_TEST_POSTGRES_URL to run against PostgreSQL")
+    pytest.importorskip("psycopg")
+    from sqlalchemy import create_engine
+
+    import airgate.store
+    from airgate.clock import FixedClock
+    from airgate.config import Config
+    from airgate.queue import Queue
+    from airgate.store import Store
+    from airgate.store_schema import V1_TABLES
+    from runtime_helpers import USERS
+
+    engine = create_engine(url)
+    with engine.begin() as conn:  # a clean database for this test
+        for table in V1_TABLES:
+            conn.execute(text(f"DROP TABLE IF EXISTS {table.name}"))
+    engine.dispose()
+    monkeypatch.setattr(airgate.store, "ANALYZE_MIN_ROWS", 1)
+    with Store(url) as store:
+        queue = Queue(store, config=Config(users=USERS),
+                      clock=FixedClock("2024-05-01T12:00:00Z"))
+        outs = queue.submit([decision(key="d1", investigation="inv1"),
+                             decision(key="d2", investigation="inv2",
+                                      fields={"id": "d2", "note": "x'\\\t\n\\N"}),
+                             decision(key="d1", investigation="inv2")], actor="bob")
+        assert [(o.outcome, o.action_id) for o in outs] == [
+            ("created", 1), ("created", 2), ("merged", 1)]
+        assert [a.id for a in queue.list_actions(ActionFilter(investigation="inv2"))] == [1, 2]
+        assert outs[1].action == queue.get(2)
+        assert queue.show(2)["evidence"][0]["data"]["fields"]["note"] == "x'\\\t\n\\N"
+        rows, head = _rows(queue)
+        assert verify_rows(rows, head=head).ok and head[0] == 3
+        with store.engine.connect() as conn:
+            # A table never analyzed has reltuples -1; ANALYZE sets the count it sampled.
+            sampled = conn.execute(text(
+                "SELECT reltuples FROM pg_class WHERE relname = 'actions'")).scalar()
+        assert sampled == 2

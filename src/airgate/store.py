@@ -175,14 +175,13 @@ class Store:
         if self._grown < ANALYZE_MIN_ROWS:
             return
         try:
-            with self.engine.connect() as conn:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 if self._analyzed_rows is None:
                     found = conn.execute(text(
                         "SELECT reltuples FROM pg_class WHERE relname = 'actions'")).scalar()
                     self._analyzed_rows = max(float(found or 0), 0.0)
                 if self._grown < ANALYZE_GROWTH * self._analyzed_rows:
                     return
-                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
                 conn.execute(text("ANALYZE actions, evidence, ledger"))
                 self._analyzed_rows += self._grown
                 self._grown = 0
