@@ -293,3 +293,25 @@ def test_decision_dict_shape() -> None:
 def test_unknown_engine_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="unknown engine 'fast'"):
         compile(pset(), engine="fast")
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_evaluate_restores_the_collector_state(enabled: bool) -> None:
+    import gc
+
+    policy = pset(action("a", "quarantine_file", types=("file",)))
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        assert len(run(policy, ev())) == 1
+        assert gc.isenabled() is enabled
+
+        def broken() -> Any:
+            yield ev()
+            raise RuntimeError("evidence source failed")
+
+        with pytest.raises(RuntimeError, match="evidence source failed"):
+            compile(policy, today=TODAY).evaluate(broken())
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()

@@ -9,7 +9,9 @@ Merging, exclusions, automation levels and ordering are in :mod:`airgate.decide`
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -137,6 +139,25 @@ class IndexedMatcher:
         return rules, exclusions
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a whole input is merged.
+
+    ``evaluate`` keeps every merged decision until the end, and each
+    generation-2 pass of the collector rescans that growing table: per-item cost
+    rose by half from 10,000 to 100,000 items (benchmarks/README.md). Matching
+    and merging create no reference cycles, so the pause frees nothing late; the
+    collector's previous state is restored even on error.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 @dataclass(frozen=True)
 class Batch:
     """Decisions of one run of evidence, and the items of that run that got none."""
@@ -157,11 +178,12 @@ class Engine:
         """Every decision, merged across the whole input, in deterministic order."""
         assembler = Assembler(self.compiled.automation)
         match = self.matcher.match
-        for ev in evidence:
-            rules, exclusions = match(ev)
-            if rules:
-                assembler.add(ev, rules, exclusions)
-        return assembler.flush()
+        with _gc_paused():
+            for ev in evidence:
+                rules, exclusions = match(ev)
+                if rules:
+                    assembler.add(ev, rules, exclusions)
+            return assembler.flush()
 
     def iter_batches(self, evidence: Iterable[Evidence]) -> Iterator[Batch]:
         """Stream decisions investigation by investigation, with constant memory.
