@@ -51,3 +51,25 @@ def make_queue(tmp_path: Path, *, users: dict[str, tuple[str, ...]] | None = Non
 
 def events(queue: Queue, action_id: int) -> list[tuple[str, str | None, str | None]]:
     return [(e.event, e.state_before, e.state_after) for e in queue.ledger_entries(action_id)]
+
+
+def clean_postgres_url() -> str:
+    """The test PostgreSQL URL with airgate's tables dropped; skips the test without one."""
+    import os
+
+    import pytest
+
+    url = os.environ.get("AIRGATE_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set AIRGATE_TEST_POSTGRES_URL to run against PostgreSQL")
+    pytest.importorskip("psycopg")
+    from sqlalchemy import create_engine, text
+
+    from airgate.store_schema import V1_TABLES
+
+    engine = create_engine(url)
+    with engine.begin() as conn:  # a clean database for this test
+        for table in V1_TABLES:
+            conn.execute(text(f"DROP TABLE IF EXISTS {table.name}"))
+    engine.dispose()
+    return url

@@ -152,27 +152,14 @@ def test_an_unknown_sync_mode_is_a_store_error(tmp_path, monkeypatch):
 
 @pytest.mark.postgres
 def test_postgresql_batches_merges_lists_and_refreshes_statistics(monkeypatch):
-    import os
-
-    url = os.environ.get("AIRGATE_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("set AIRGATE_TEST_POSTGRES_URL to run against PostgreSQL")
-    pytest.importorskip("psycopg")
-    from sqlalchemy import create_engine
-
     import airgate.store
     from airgate.clock import FixedClock
     from airgate.config import Config
     from airgate.queue import Queue
     from airgate.store import Store
-    from airgate.store_schema import V1_TABLES
-    from runtime_helpers import USERS
+    from runtime_helpers import USERS, clean_postgres_url
 
-    engine = create_engine(url)
-    with engine.begin() as conn:  # a clean database for this test
-        for table in V1_TABLES:
-            conn.execute(text(f"DROP TABLE IF EXISTS {table.name}"))
-    engine.dispose()
+    url = clean_postgres_url()
     monkeypatch.setattr(airgate.store, "ANALYZE_MIN_ROWS", 1)
     with Store(url) as store:
         queue = Queue(store, config=Config(users=USERS),

@@ -92,26 +92,13 @@ def test_unknown_driver_is_a_store_error():
 
 @pytest.mark.postgres
 def test_the_same_queue_on_postgresql(tmp_path):
-    import os
-
-    url = os.environ.get("AIRGATE_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("set AIRGATE_TEST_POSTGRES_URL to run against PostgreSQL")
-    pytest.importorskip("psycopg")
-    from sqlalchemy import create_engine, text
-
     from airgate.clock import FixedClock
     from airgate.config import Config
     from airgate.ledger import verify
     from airgate.queue import Queue
-    from airgate.store_schema import V1_TABLES
-    from runtime_helpers import USERS, decision
+    from runtime_helpers import USERS, clean_postgres_url, decision
 
-    engine = create_engine(url)
-    with engine.begin() as conn:  # a clean database for this test
-        for table in V1_TABLES:
-            conn.execute(text(f"DROP TABLE IF EXISTS {table.name}"))
-    engine.dispose()
+    url = clean_postgres_url()
     store = Store(url)
     queue = Queue(store, config=Config(users=USERS), clock=FixedClock("2024-05-01T12:00:00Z"))
     out = queue.submit([decision("pa"), decision("pb", required=False)], actor="bob")
