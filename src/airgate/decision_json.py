@@ -28,12 +28,16 @@ def _exact_strings(values: tuple[Any, ...]) -> bool:
     return all(type(v) is str for v in values)
 
 
+def _plain_scalars(approval: Approval) -> bool:
+    return (type(approval.required) is bool and type(approval.require_comment) is bool
+            and type(approval.quorum) is int and type(approval.expires_after) is int
+            and type(approval.dedup_window) is int)
+
+
 def _canonical(approval: Approval) -> bool:
     # Equal approvals may still encode differently (1 == 1.0 == True): remember and
     # reuse only the text of plainly typed ones.
-    return (type(approval.required) is bool and type(approval.require_comment) is bool
-            and type(approval.quorum) is int and type(approval.expires_after) is int
-            and type(approval.dedup_window) is int and type(approval.roles) is tuple
+    return (_plain_scalars(approval) and type(approval.roles) is tuple
             and _exact_strings(approval.roles))
 
 
@@ -47,7 +51,7 @@ def decision_encoder(catalog: Catalog | None = None) -> Callable[[Decision], str
 
     encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
     actions: dict[str, str] = {}
-    approvals: dict[Approval, str] = {}
+    approvals: dict[Approval, tuple[Approval, str]] = {}  # -> (the approval encoded, text)
     lists: dict[tuple[str, ...], str] = {}
 
     def general(decision: Decision) -> str:
@@ -65,14 +69,18 @@ def decision_encoder(catalog: Catalog | None = None) -> Callable[[Decision], str
         return found
 
     def approval_text(approval: Approval) -> str | None:
-        found = approvals.get(approval)
-        if found is not None:
-            return found if _canonical(approval) else None
+        known = approvals.get(approval)
+        if known is not None:
+            # Most decisions carry their rule's own approval object: nothing to check.
+            # An equal one has equal roles, so strings: only its scalars may differ.
+            if known[0] is approval or _plain_scalars(approval):
+                return known[1]
+            return None
         if not _canonical(approval):
             return None
         found = encode(approval.as_dict())
         if len(approvals) < _CACHE_LIMIT:
-            approvals[approval] = found
+            approvals[approval] = (approval, found)
         return found
 
     def list_text(values: tuple[str, ...]) -> str | None:
