@@ -389,6 +389,16 @@ QUICK_CASES = [
     {"apiVersion": "airgate/v1", "kind": "Investigation", "id": "i", "evidence": [], "x": 1},
     {"apiVersion": "airgate/v1", "kind": "Investigation", "id": 5, "evidence": []},
     {"apiVersion": "airgate/v1", "kind": "Investigation", "id": "i", "evidence": {}},
+    {"apiVersion": "airgate/v1", "kind": "Investigation", "id": "i", "evidence": [
+        {"type": "url", "verdict": "v", "fields": {}, "x": 1}]},
+    {"apiVersion": "airgate/v1", "kind": "Investigation", "id": "i", "evidence": [
+        {"verdict": "v", "fields": {}, "name": "n"}]},
+    {"apiVersion": "airgate/v1", "kind": "Investigation", "id": "i", "evidence": [
+        {"type": "url", "verdict": "v", "fields": []}]},
+    {"apiVersion": "airgate/v1", "kind": "Investigation", "id": "i", "evidence": [
+        {"type": ["url"], "verdict": "v", "fields": {}}]},
+    {"apiVersion": "airgate/v1", "kind": "Investigation", "id": "i", "evidence": [["url"]]},
+    {"kind": "Investigation", "id": "i", "evidence": []},
 ]
 
 

@@ -35,7 +35,8 @@ class NativeChecker:
     @staticmethod
     def quick_valid(data: dict[str, Any]) -> bool:
         """True only for documents the schema accepts (a sufficient test, not a necessary one)."""
-        if data.keys() - _TOP_KEYS or data.get("apiVersion") != "airgate/v1":
+        # Key sets compared as views: no set is built per document or item.
+        if not data.keys() <= _TOP_KEYS or data.get("apiVersion") != "airgate/v1":
             return False
         if data.get("kind") != "Investigation":
             return False
@@ -51,14 +52,12 @@ class NativeChecker:
         if type(items) is not list:
             return False
         for item in items:
-            if type(item) is not dict:
+            if type(item) is not dict or not _ITEM_REQUIRED <= item.keys() <= _ITEM_KEYS:
                 return False
-            keys = item.keys()
-            if keys - _ITEM_KEYS or not keys >= _ITEM_REQUIRED:
-                return False
-            entity_type, verdict = item["type"], item["verdict"]
+            entity_type = item["type"]
             if type(entity_type) is not str or entity_type not in ENTITY_TYPES:
                 return False
+            verdict = item["verdict"]
             if type(verdict) is not str or not verdict:
                 return False
             if type(item["fields"]) is not dict or type(item.get("name", "")) is not str:
