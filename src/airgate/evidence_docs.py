@@ -35,6 +35,9 @@ for _cls, _names in ((Evidence, _EVIDENCE_FIELDS), (Location, _LOCATION_FIELDS))
         raise TypeError(f"{_cls.__name__} changed: update the record builders of {__name__}")
 _new = object.__new__
 _set = object.__setattr__
+# The paths of native evidence items, shared (tuples are immutable): one less tuple per item.
+_MAX_PATHS = 1024
+_ITEM_PATHS = tuple(("evidence", index) for index in range(_MAX_PATHS))
 
 
 def _evidence(investigation: str, entity_type: str, verdict: str, key: str, name: str,
@@ -169,19 +172,32 @@ def _native(data: dict[str, Any], where: Where) -> list[Evidence]:
     items = data["evidence"]
     groups = graph.device_groups([(item["type"], item["fields"]) for item in items])
     out: list[Evidence] = []
+    # Per-item work of large streams, so the record builders are inlined here.
+    plain = where.doc is None or where.text is not None  # Where.item's cheap case
+    file, line = where.file, where.line
     for index, item in enumerate(items):
         verdict = _VERDICTS.get(item["verdict"]) or normalize_verdict(item["verdict"])
-        path = ("evidence", index)
+        path = _ITEM_PATHS[index] if index < _MAX_PATHS else ("evidence", index)
         if verdict is None:
             raise where.error(_bad_verdict(item["verdict"]), (*path, "verdict"), "verdict")
         entity_type: str = item["type"]
         fields = item["fields"]
         key = graph.identity_key(entity_type, fields)
-        name = item.get("name") or graph.readable_name(entity_type, fields, key)
-        out.append(_evidence(
-            investigation, entity_type, verdict, key, name, fields, "native", source, None,
-            graph.device_group_for(entity_type, fields, groups), where.item(path),
-        ))
+        if plain:
+            location: Location = _new(Location)
+            _set(location, "__dict__", {"file": file, "line": line, "column": None,
+                                        "path": path})
+        else:
+            location = where.item(path)
+        ev: Evidence = _new(Evidence)
+        _set(ev, "__dict__", {
+            "investigation": investigation, "entity_type": entity_type, "verdict": verdict,
+            "key": key, "name": item.get("name") or graph.readable_name(entity_type, fields, key),
+            "fields": fields, "source": "native", "action_source": source, "odata_type": None,
+            "device_group": graph.device_group_for(entity_type, fields, groups),
+            "location": location,
+        })
+        out.append(ev)
     return out
 
 
