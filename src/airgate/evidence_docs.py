@@ -6,7 +6,6 @@ what was parsed, normalizes it and builds the records, with located errors.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -21,36 +20,9 @@ Warn = Callable[[Finding], None]
 
 
 # ---------------------------------------------------------------- records
-# Evidence and Location are frozen dataclasses, whose __init__ sets each field through
-# object.__setattr__: that cost more than anything else per item on large streams
-# (1.6 us for an Evidence). These build the same instances (equal, same fields, same
-# hash) by giving a new one its attribute dict whole; valid while the classes have
-# exactly these fields and no __post_init__, which is checked when this module loads.
-_EVIDENCE_FIELDS = ("investigation", "entity_type", "verdict", "key", "name", "fields",
-                    "source", "action_source", "odata_type", "device_group", "location")
-_LOCATION_FIELDS = ("file", "line", "column", "path")
-for _cls, _names in ((Evidence, _EVIDENCE_FIELDS), (Location, _LOCATION_FIELDS)):
-    if (tuple(f.name for f in dataclasses.fields(_cls)) != _names
-            or hasattr(_cls, "__post_init__") or hasattr(_cls, "__slots__")):
-        raise TypeError(f"{_cls.__name__} changed: update the record builders of {__name__}")
-_new = object.__new__
-_set = object.__setattr__
 # The paths of native evidence items, shared (tuples are immutable): one less tuple per item.
 _MAX_PATHS = 1024
 _ITEM_PATHS = tuple(("evidence", index) for index in range(_MAX_PATHS))
-
-
-def _evidence(investigation: str, entity_type: str, verdict: str, key: str, name: str,
-              fields: dict[str, Any], source: str, action_source: str, odata_type: str | None,
-              device_group: str | None, location: Location) -> Evidence:
-    ev: Evidence = _new(Evidence)
-    _set(ev, "__dict__", {
-        "investigation": investigation, "entity_type": entity_type, "verdict": verdict,
-        "key": key, "name": name, "fields": fields, "source": source,
-        "action_source": action_source, "odata_type": odata_type,
-        "device_group": device_group, "location": location,
-    })
-    return ev
 
 
 # ---------------------------------------------------------------- locations
@@ -67,10 +39,7 @@ class Where:
         """Cheap: the location an Evidence record carries."""
         if self.doc is not None and self.text is None:
             return self.doc.locate(path)
-        location: Location = _new(Location)
-        _set(location, "__dict__", {"file": self.file, "line": self.line, "column": None,
-                                    "path": path})
-        return location
+        return Location(self.file, self.line, None, path)
 
     def exact(self, path: Path, *, key: bool = False) -> Location:
         """Precise, for errors: may parse the text again."""
@@ -172,9 +141,6 @@ def _native(data: dict[str, Any], where: Where) -> list[Evidence]:
     items = data["evidence"]
     groups = graph.device_groups([(item["type"], item["fields"]) for item in items])
     out: list[Evidence] = []
-    # Per-item work of large streams, so the record builders are inlined here.
-    plain = where.doc is None or where.text is not None  # Where.item's cheap case
-    file, line = where.file, where.line
     for index, item in enumerate(items):
         verdict = _VERDICTS.get(item["verdict"]) or normalize_verdict(item["verdict"])
         path = _ITEM_PATHS[index] if index < _MAX_PATHS else ("evidence", index)
@@ -183,21 +149,12 @@ def _native(data: dict[str, Any], where: Where) -> list[Evidence]:
         entity_type: str = item["type"]
         fields = item["fields"]
         key = graph.identity_key(entity_type, fields)
-        if plain:
-            location: Location = _new(Location)
-            _set(location, "__dict__", {"file": file, "line": line, "column": None,
-                                        "path": path})
-        else:
-            location = where.item(path)
-        ev: Evidence = _new(Evidence)
-        _set(ev, "__dict__", {
-            "investigation": investigation, "entity_type": entity_type, "verdict": verdict,
-            "key": key, "name": item.get("name") or graph.readable_name(entity_type, fields, key),
-            "fields": fields, "source": "native", "action_source": source, "odata_type": None,
-            "device_group": graph.device_group_for(entity_type, fields, groups),
-            "location": location,
-        })
-        out.append(ev)
+        out.append(Evidence(
+            investigation, entity_type, verdict, key,
+            item.get("name") or graph.readable_name(entity_type, fields, key), fields,
+            "native", source, None, graph.device_group_for(entity_type, fields, groups),
+            where.item(path),
+        ))
     return out
 
 
@@ -260,7 +217,7 @@ def _alert(alert: Any, base: Path, where: Where, warn: Warn) -> list[Evidence]:
     out: list[Evidence] = []
     for index, (entity_type, fields, verdict, odata) in enumerate(parsed):
         key = graph.identity_key(entity_type, fields)
-        out.append(_evidence(
+        out.append(Evidence(
             investigation, entity_type, verdict, key,
             graph.readable_name(entity_type, fields, key), fields, "graph",
             "automatedInvestigation", odata, graph.device_group_for(entity_type, fields, groups),
