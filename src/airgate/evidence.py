@@ -14,8 +14,9 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import PurePath
-from typing import IO, Any, cast
+from typing import IO, Any, NamedTuple, cast
 
 from .errors import EvidenceError, Finding, InputError, Location
 from .evidence_docs import Where, kind_of, to_evidence
@@ -40,10 +41,60 @@ def iter_evidence(source: Source, *, on_warning: Warn | None = None) -> Iterator
     """Yield the evidence of one source lazily: a path, ``"-"`` for standard input, or a file
     object (binary or text). NDJSON is read line by line in constant memory."""
     warn = on_warning or _ignore
+    for stream, name, suffix in _opened(source):
+        yield from _stream(stream, name, suffix, warn)
+
+
+Line = tuple[str, int, bytes]
+"""One NDJSON line, not parsed yet: file name, line number, its bytes."""
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """The items of a whole (not NDJSON) document, and the warnings reading it gave."""
+
+    items: list[Evidence]
+    warnings: list[Finding]
+
+
+Unit = Line | Parsed
+
+
+def iter_units(source: Source) -> Iterator[Unit]:
+    """The evidence of one source as :func:`iter_evidence` reads it, in units that can be
+    parsed elsewhere (another process): NDJSON lines unparsed (:func:`parse_line` parses
+    one), any other document parsed whole. Reading errors are raised where
+    :func:`iter_evidence` raises them; a document that fails part way is first yielded
+    with the items before the failure."""
+    for stream, name, suffix in _opened(source):
+        opened = _open(stream, name, suffix)
+        if opened.text is None:
+            for number, raw in _ndjson_lines(stream, name, opened):
+                yield (name, number, raw)
+            continue
+        items: list[Evidence] = []
+        warnings: list[Finding] = []
+        try:
+            items.extend(_whole(opened.text, name, suffix, warnings.append))
+        except EvidenceError:
+            if items or warnings:
+                yield Parsed(items, warnings)
+            raise
+        yield Parsed(items, warnings)
+
+
+def parse_line(line: Line, *, on_warning: Warn | None = None) -> list[Evidence]:
+    """The evidence items of one NDJSON line from :func:`iter_units`."""
+    name, number, raw = line
+    return _ndjson_line(raw, name, number, on_warning or _ignore)
+
+
+def _opened(source: Source) -> Iterator[tuple[IO[bytes], str, str]]:
+    """One ``(binary stream, name, suffix)`` for a source, open while the caller iterates."""
     if isinstance(source, (str, os.PathLike)):
         name = os.fspath(source)
         if name == "-":
-            yield from _stream(sys.stdin.buffer, "<stdin>", "", warn)
+            yield sys.stdin.buffer, "<stdin>", ""
             return
         try:
             handle = open(name, "rb")  # noqa: SIM115 - closed below, even on error
@@ -54,11 +105,11 @@ def iter_evidence(source: Source, *, on_warning: Warn | None = None) -> Iterator
         except OSError as exc:
             raise EvidenceError(f"cannot read file: {exc.strerror}", Location(name)) from None
         with handle:
-            yield from _stream(handle, name, PurePath(name).suffix.lower(), warn)
+            yield handle, name, PurePath(name).suffix.lower()
         return
     given = getattr(source, "name", None)
     name = given if isinstance(given, str) else "<stream>"
-    yield from _stream(_binary(source), name, PurePath(name).suffix.lower(), warn)
+    yield _binary(source), name, PurePath(name).suffix.lower()
 
 
 def load_evidence(
@@ -110,9 +161,24 @@ def _readline(stream: IO[bytes], name: str, lineno: int) -> bytes:
 
 
 def _stream(stream: IO[bytes], name: str, suffix: str, warn: Warn) -> Iterator[Evidence]:
+    opened = _open(stream, name, suffix)
+    if opened.text is None:
+        yield from _ndjson(stream, name, opened, warn)
+    else:
+        yield from _whole(opened.text, name, suffix, warn)
+
+
+class _Opened(NamedTuple):
+    """What the start of a source showed: NDJSON (``text`` None) or one document."""
+
+    text: str | None
+    lines: tuple[tuple[int, bytes], ...] = ()  # NDJSON lines read while deciding: number, bytes
+    read: int = 0  # how many lines were read (blank ones included)
+
+
+def _open(stream: IO[bytes], name: str, suffix: str) -> _Opened:
     if suffix in NDJSON_SUFFIXES:
-        yield from _ndjson(stream, name, 0, (), warn)
-        return
+        return _Opened(None)
     # Peek at most two non-blank lines: NDJSON when both are JSON objects on a line each.
     head: list[bytes] = []
     lines: list[tuple[int, bytes]] = []
@@ -130,8 +196,7 @@ def _stream(stream: IO[bytes], name: str, suffix: str, warn: Warn) -> Iterator[E
             if len(lines) == 2 and not raw.lstrip().startswith(b"{"):
                 break
         if len(lines) == 2 and lines[1][1].lstrip().startswith(b"{"):
-            yield from _ndjson(stream, name, len(head), lines, warn)
-            return
+            return _Opened(None, tuple(lines), len(head))
     raw = b"".join(head)
     try:
         size = os.fstat(stream.fileno()).st_size
@@ -147,10 +212,9 @@ def _stream(stream: IO[bytes], name: str, suffix: str, warn: Warn) -> Iterator[E
             code="too-large",
         )
     try:
-        text = decode(raw, name, what="evidence")
+        return _Opened(decode(raw, name, what="evidence"))
     except InputError as exc:
         raise EvidenceError(exc.message, exc.location, code=exc.code) from None
-    yield from _whole(text, name, suffix, warn)
 
 
 def _is_json_object_line(raw: bytes) -> bool:
@@ -165,19 +229,22 @@ def _is_json_object_line(raw: bytes) -> bool:
         return False  # long a number: the whole-document path says which, with its location
 
 
-def _ndjson(
-    stream: IO[bytes], name: str, lineno: int, first: Iterable[tuple[int, bytes]], warn: Warn
-) -> Iterator[Evidence]:
-    for number, raw in first:
+def _ndjson(stream: IO[bytes], name: str, opened: _Opened, warn: Warn) -> Iterator[Evidence]:
+    for number, raw in _ndjson_lines(stream, name, opened):
         yield from _ndjson_line(raw, name, number, warn)
+
+
+def _ndjson_lines(stream: IO[bytes], name: str, opened: _Opened) -> Iterator[tuple[int, bytes]]:
+    """The non-blank lines of an NDJSON stream with their numbers, the peeked ones first."""
+    yield from opened.lines
+    lineno = opened.read
     while True:
         lineno += 1
         raw = _readline(stream, name, lineno)
         if not raw:
             return
-        if raw.isspace():
-            continue
-        yield from _ndjson_line(raw, name, lineno, warn)
+        if not raw.isspace():
+            yield lineno, raw
 
 
 def _ndjson_line(raw: bytes, name: str, lineno: int, warn: Warn) -> list[Evidence]:

@@ -33,19 +33,34 @@ def table_row(decision: Decision) -> tuple[str, ...]:
             ",".join(decision.suppressed_by))
 
 
+class _Progress:
+    """A count of evaluated items on stderr, for a person watching it."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def add(self, items: int) -> None:
+        before = self.count
+        self.count += items
+        if self.count // PROGRESS_EVERY > before // PROGRESS_EVERY:
+            sys.stderr.write(f"\r{self.count} evidence items evaluated")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.count >= PROGRESS_EVERY:
+            sys.stderr.write(f"\r{self.count} evidence items evaluated\n")
+
+
 def _progress(items: Iterable[Evidence]) -> Iterator[Evidence]:
     """Count items on stderr, only when a person is watching it."""
     if not sys.stderr.isatty():
         yield from items
         return
-    count = 0
-    for count, item in enumerate(items, 1):  # noqa: B007 - count is read after the loop
-        if count % PROGRESS_EVERY == 0:
-            sys.stderr.write(f"\r{count} evidence items evaluated")
-            sys.stderr.flush()
+    progress = _Progress()
+    for item in items:
+        progress.add(1)
         yield item
-    if count >= PROGRESS_EVERY:
-        sys.stderr.write(f"\r{count} evidence items evaluated\n")
+    progress.close()
 
 
 @click.command("evaluate")
@@ -59,10 +74,13 @@ def _progress(items: Iterable[Evidence]) -> Iterator[Evidence]:
                    " nearest rules for evidence that got no decision.")
 @click.option("--engine", "engine_name", type=click.Choice(["indexed", "durable"]),
               default="indexed", show_default=True)
+@click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Worker processes for --format ndjson (0: one per CPU, at most 8;"
+                   " 1: this process only). Output is the same either way.")
 @click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), hidden=True,
               help="Evaluate as of this date (exclusion expiry).")
 def command(evidence: tuple[str, ...], policy_paths: tuple[str, ...], fmt: str, explain: bool,
-            engine_name: str, today: dt.datetime | None) -> None:
+            engine_name: str, jobs: int, today: dt.datetime | None) -> None:
     """Decide the actions EVIDENCE gets under a policy set.
 
     EVIDENCE: native investigations, Graph alerts or alert lists, NDJSON of
@@ -70,7 +88,6 @@ def command(evidence: tuple[str, ...], policy_paths: tuple[str, ...], fmt: str, 
     """
     from .. import engine as engine_mod
     from .. import explain as explain_mod
-    from ..decision_json import decision_encoder
     from ..evidence import iter_evidence
     from ..policy import load_policy_set
     from ..render import escape, table
@@ -91,8 +108,16 @@ def command(evidence: tuple[str, ...], policy_paths: tuple[str, ...], fmt: str, 
         warnings.append(finding)
         click.echo(f"airgate: warning: {escape(str(finding))}", err=True)
 
-    items = _progress(itertools.chain.from_iterable(
-        iter_evidence(source, on_warning=on_warning) for source in evidence))
+    if fmt == "ndjson":
+        from ..streaming import write_ndjson
+
+        progress = _Progress() if sys.stderr.isatty() else None
+        write_ndjson(engine, evidence, sys.stdout.write, catalog=catalog, explain=explain,
+                     jobs=jobs, on_warning=on_warning,
+                     on_items=progress.add if progress else None)
+        if progress:
+            progress.close()
+        return
 
     def as_dict(decision: Decision) -> dict[str, Any]:
         out = engine_mod.decision_to_dict(decision, catalog)
@@ -100,25 +125,8 @@ def command(evidence: tuple[str, ...], policy_paths: tuple[str, ...], fmt: str, 
             out["explanation"] = explain_mod.explain_decision(engine.compiled, decision)
         return out
 
-    if fmt == "ndjson":
-        # One write per investigation, with an encoder built once: echoing each line
-        # cost as much as evaluating it on million-item streams.
-        # Without --explain the lines come from the decision encoder, which assembles
-        # the same text as encoding as_dict() from cached pieces (four times faster).
-        encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
-        to_line = decision_encoder(catalog) if not explain else (lambda d: encode(as_dict(d)))
-        write = sys.stdout.write
-        for batch in engine.iter_batches(items):
-            lines = [to_line(decision) for decision in batch.decisions]
-            if explain:
-                lines.extend(
-                    encode({"no_decision": explain_mod.explain_unmatched(engine.compiled, ev)})
-                    for ev in batch.unmatched
-                )
-            if lines:
-                write("\n".join(lines) + "\n")
-        return
-
+    items = _progress(itertools.chain.from_iterable(
+        iter_evidence(source, on_warning=on_warning) for source in evidence))
     decisions: list[Decision] = []
     unmatched: list[dict[str, Any]] = []
     for batch in engine.iter_batches(items):
