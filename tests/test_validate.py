@@ -8,6 +8,7 @@ relative to the invalid/ folder.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import pytest
@@ -201,6 +202,22 @@ def test_hidden_directories_are_skipped(tmp_path: Path, monkeypatch: pytest.Monk
     Path(".git/broken.yaml").write_text("a: [\n")
     Path("p.yaml").write_text(HEAD + "  rules: []\n")
     assert run(".") == (0, "", "1 file checked: 0 errors, 0 warnings\n")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_named_pipe_in_a_policy_directory_is_skipped_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Opening a FIFO for reading blocks until someone writes: validate would hang.
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo("pipe.yaml")
+    Path("p.yaml").write_text(HEAD + "  rules: []\n")
+    os.symlink("p.yaml", "link.yaml")  # a link to a regular file still counts
+    assert run(".") == (0, "", "1 file checked: 0 errors, 0 warnings\n")
+    os.mkdir("only")
+    os.mkfifo("only/pipe.yaml")
+    code, out, _ = run("only")
+    assert code == 1 and "no-policy" in out
 
 
 def test_policy_tests_beside_policies_are_not_policies(

@@ -174,8 +174,13 @@ def _walk(top: str) -> list[str]:
     for root, dirs, files in os.walk(top):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if name.endswith(POLICY_SUFFIXES) and not name.startswith("."):
-                found.append(os.path.normpath(os.path.join(root, name)))
+            path = os.path.join(root, name)
+            # Only regular files (or links to them): reading a FIFO or a socket that
+            # happens to be named *.yaml would block the walk forever. A path named
+            # on the command line is read whatever it is (<(git show ...) is a pipe).
+            if name.endswith(POLICY_SUFFIXES) and not name.startswith(".") and (
+                    os.path.isfile(path)):
+                found.append(os.path.normpath(path))
     return found
 
 
