@@ -185,3 +185,27 @@ def test_bad_input_is_located(
     assert result.exit_code == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_json_names_custom_actions_from_each_side_s_catalog(tmp_path: Path) -> None:
+    def policy(display: str, approval: str) -> str:
+        return ("apiVersion: airgate/v1\nkind: Policy\nmetadata: {name: p}\nspec:\n"
+                "  actions:\n"
+                f"    - {{id: open_ticket, display_name: {display}, category: identity,"
+                " targets: [device]}\n"
+                "  rules:\n"
+                "    - id: ticket\n"
+                "      match: {verdict: malicious, entity: device}\n"
+                "      action: open_ticket\n"
+                f"      approval: {approval}\n")
+
+    (tmp_path / "base.yaml").write_text(policy("Old ticket", "auto"))
+    (tmp_path / "head.yaml").write_text(policy("New ticket", "required"))
+    (tmp_path / "ev.yaml").write_text(EVIDENCE)
+    result = cli("diff", "--base", str(tmp_path / "base.yaml"), "--head",
+                 str(tmp_path / "head.yaml"), str(tmp_path / "ev.yaml"), "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    (change,) = json.loads(result.stdout)["changes"]
+    assert change["before"]["action_display_name"] == "Old ticket"
+    assert change["after"]["action_display_name"] == "New ticket"
+    assert change["before"]["category"] == change["after"]["category"] == "identity"

@@ -395,3 +395,28 @@ def test_both_engines_by_default(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "(engines: indexed, durable)" in result.stdout
     assert run_suites(load_suites([suite])).engines == ("indexed", "durable")
+
+
+def test_json_names_custom_actions_from_the_suite_s_catalog(tmp_path: Path) -> None:
+    (tmp_path / "policy.yaml").write_text(
+        "apiVersion: airgate/v1\nkind: Policy\nmetadata: {name: p}\nspec:\n"
+        "  actions:\n"
+        "    - {id: open_ticket, display_name: Open a ticket, category: identity,"
+        " targets: [device]}\n"
+        "  rules:\n"
+        "    - {id: ticket, match: {verdict: malicious, entity: device}, action: open_ticket,"
+        " approval: auto}\n", encoding="utf-8")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(HEADER + textwrap.indent(textwrap.dedent(f"""\
+        cases:
+          - name: nothing expected
+            evidence: {device("ws-1")}
+            expect: []
+        """), "  "), encoding="utf-8")
+    result = run(str(suite), "--format", "json")
+    assert result.exit_code == 1
+    (case,) = json.loads(result.stdout)["cases"]
+    (unexpected,) = case["unexpected"]
+    assert unexpected["action_display_name"] == "Open a ticket"
+    assert unexpected["category"] == "identity"
+    assert case["decisions"][0]["category"] == "identity"

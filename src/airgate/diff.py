@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .catalog import Catalog
 from .model import Decision, Evidence
 
 Kind = Literal["added", "removed", "changed"]
@@ -130,6 +131,8 @@ class Impact:
     changes: tuple[Change, ...]
     before: tuple[Decision, ...]
     after: tuple[Decision, ...]
+    before_catalog: Catalog | None = None  # each policy set's: they name custom actions
+    after_catalog: Catalog | None = None
 
     def count(self, kind: Kind) -> int:
         return sum(1 for c in self.changes if c.kind == kind)
@@ -155,11 +158,14 @@ def policy_impact(
     after = compile_engine(load_policy_set(head, today=today), engine=engine, today=today)
     old = tuple(before.evaluate(evidence))
     new = tuple(after.evaluate(evidence))
-    return Impact(tuple(diff_decisions(old, new)), old, new)
+    return Impact(tuple(diff_decisions(old, new)), old, new,
+                  before.compiled.policy_set.catalog, after.compiled.policy_set.catalog)
 
 
-def change_to_dict(change: Change) -> dict[str, Any]:
-    """The JSON of one change: kind, identity, the fields that differ, both decisions."""
+def change_to_dict(change: Change, before_catalog: Catalog | None = None,
+                   after_catalog: Catalog | None = None) -> dict[str, Any]:
+    """The JSON of one change: kind, identity, the fields that differ, both decisions
+    (custom actions named from the catalogs of the base and head policy sets)."""
     from .engine import decision_to_dict
 
     d = change.decision
@@ -171,8 +177,10 @@ def change_to_dict(change: Change) -> dict[str, Any]:
         "fields": [
             {"field": c.field, "before": c.before, "after": c.after} for c in change.fields
         ],
-        "before": decision_to_dict(change.before) if change.before is not None else None,
-        "after": decision_to_dict(change.after) if change.after is not None else None,
+        "before": (decision_to_dict(change.before, before_catalog)
+                   if change.before is not None else None),
+        "after": (decision_to_dict(change.after, after_catalog)
+                  if change.after is not None else None),
     }
 
 

@@ -16,9 +16,10 @@ import io
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from .catalog import Catalog
 from .model import Decision, PolicySet
 from .testsuite import (
     Case,
@@ -42,6 +43,7 @@ class CaseResult:
     missing: tuple[Expectation, ...] = ()
     unexpected: tuple[Decision, ...] = ()
     problems: tuple[str, ...] = ()  # evidence errors, engine disagreements
+    catalog: Catalog | None = None  # the suite's policy set's: names its custom actions
 
     @property
     def passed(self) -> bool:
@@ -175,7 +177,8 @@ def run_suites(
                     for rule_id in (*d.rules, *d.suppressed_by):
                         if rule_id in files:
                             exercised.add(RuleRef(files[rule_id], rule_id))
-            result = _check_case(suite, case, runs, problems, runner.engines)
+            result = replace(_check_case(suite, case, runs, problems, runner.engines),
+                             catalog=policy_set.catalog)
             results.append(result)
             if on_result is not None:
                 on_result(result)

@@ -12,6 +12,8 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from .catalog import Catalog
+from .model import Decision
 from .policytest import CaseResult, RunResult, describe_decision
 from .testsuite import printable
 
@@ -74,10 +76,10 @@ def coverage_lines(run: RunResult) -> list[str]:
     return lines
 
 
-def _decision_json(decision: Any) -> dict[str, Any]:
+def _decision_json(decision: Decision, catalog: Catalog | None) -> dict[str, Any]:
     from .engine import decision_to_dict
 
-    out: dict[str, Any] = decision_to_dict(decision)
+    out: dict[str, Any] = decision_to_dict(decision, catalog)
     return out
 
 
@@ -108,8 +110,8 @@ def render_json(run: RunResult, *, min_coverage: float | None = None) -> str:
                 "status": "passed" if r.passed else "failed",
                 "problems": list(r.problems),
                 "missing": [e.describe() for e in r.missing],
-                "unexpected": [_decision_json(d) for d in r.unexpected],
-                "decisions": [_decision_json(d) for d in r.decisions],
+                "unexpected": [_decision_json(d, r.catalog) for d in r.unexpected],
+                "decisions": [_decision_json(d, r.catalog) for d in r.decisions],
             }
             for r in run.results
         ],

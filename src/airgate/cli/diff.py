@@ -72,7 +72,8 @@ def command(
     if fmt == "json":
         doc = {
             "summary": {**counts, "unchanged": impact.unchanged},
-            "changes": [change_to_dict(c) for c in impact.changes],
+            "changes": [change_to_dict(c, impact.before_catalog, impact.after_catalog)
+                        for c in impact.changes],
         }
         click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
