@@ -24,7 +24,7 @@ def test_benchmarks_produce_figures(capsys: pytest.CaptureFixture[str]) -> None:
     names = {(f.bench, f.name) for f in report.figures}
     assert ("throughput", "airgate indexed engine") in names
     assert ("throughput", "dict / airgate") in names
-    assert ("streaming", "peak memory of airgate evaluate") in names
+    assert ("streaming", "peak memory of airgate evaluate (all processes)") in names
     assert any(bench == "queue-sqlite" for bench, _ in names)
     assert all(f.value > 0 for f in report.figures)
     assert "target(s) missed" in capsys.readouterr().out
