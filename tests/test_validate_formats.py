@@ -196,3 +196,13 @@ def test_sarif_uri_is_percent_encoded() -> None:
     uri = json.loads(render_sarif([finding]))["runs"][0]["results"][0]["locations"][0][
         "physicalLocation"]["artifactLocation"]["uri"]
     assert uri == "dir%20name/a%23b.yaml"
+
+
+def test_github_shows_other_control_characters_as_escapes() -> None:
+    # A message quoting a policy value: ESC, BEL, a bidi override, a backslash.
+    finding = Finding("warning", "c", "rule \x1b]0;owned\x07 \u202eevil\\x\nnext",
+                      Location("p\x1b[2J.yaml", 1, 1))
+    out = render_github([finding])
+    assert out == ("::warning file=p\\e[2J.yaml,line=1,col=1,title=c::"
+                   "rule \\e]0;owned\\x07 \\u202eevil\\\\x%0Anext\n")
+    assert all(ch.isprintable() for ch in out.rstrip("\n"))

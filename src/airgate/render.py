@@ -17,6 +17,11 @@ _UNSAFE = re.compile(
     "[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]"
 )
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\e"}
+# The same but line ends: for formats that encode those themselves.
+_UNSAFE_INLINE = re.compile(
+    "[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e"
+    "\u2066-\u2069\ufeff]"
+)
 
 
 def _replace(match: re.Match[str]) -> str:
@@ -33,6 +38,12 @@ def escape(value: object) -> str:
     text = value if isinstance(value, str) else str(value)
     text = text.replace("\\", "\\\\") if _UNSAFE.search(text) else text
     return _UNSAFE.sub(_replace, text)
+
+
+def escape_keeping_line_ends(text: str) -> str:
+    """:func:`escape`, but CR and LF stay as they are (the caller's format encodes them)."""
+    text = text.replace("\\", "\\\\") if _UNSAFE_INLINE.search(text) else text
+    return _UNSAFE_INLINE.sub(_replace, text)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

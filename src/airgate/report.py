@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .errors import Finding
+from .render import escape_keeping_line_ends
 
 FORMATS = ("text", "json", "github", "sarif")
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -61,6 +62,10 @@ def render_json(findings: Sequence[Finding], files: int | None = None) -> str:
 
 
 def _escape_data(text: str) -> str:
+    # GitHub decodes %0A into a line break of the annotation; any other control
+    # character (from a policy file: attacker-reachable through a pull request) would
+    # reach the log viewer as it is, so it is shown as an escape instead.
+    text = escape_keeping_line_ends(text)
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
