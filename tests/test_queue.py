@@ -286,3 +286,30 @@ def test_history_filters(tmp_path):
     assert [a.id for a in queue.list_actions(ActionFilter(source="manual"))] == [2]
     assert [a.id for a in queue.list_actions(ActionFilter(decided_by="carol"))] == [2]
     assert [a.id for a in queue.list_actions(ActionFilter(action_type="isolate_device"))] == [1]
+
+
+def test_limited_listing_over_several_statuses_keeps_the_order(tmp_path):
+    # With a limit, each status is read on its own and the results merged: the order
+    # and the cut must be those of one query over all of them.
+    queue, clock = make_queue(tmp_path)
+    queue.submit([decision(f"dev{i}") for i in range(12)], actor="bob")
+    for action_id in (9, 2, 11, 4):  # settled in an order other than their ids
+        clock.advance(minutes=1)
+        queue.reject([action_id], actor="carol", reason="no")
+    clock.advance(minutes=1)
+    for action_id in (7, 1):
+        queue.approve([action_id], actor="alice")  # the same instant: ties go by id
+    statuses = ("pending", "rejected", "completed")
+    for flt in (ActionFilter(statuses=statuses),
+                ActionFilter(statuses=statuses, newest_first=True),
+                ActionFilter(statuses=("completed", "rejected"), newest_first=True,
+                             by_update=True),
+                ActionFilter(statuses=("rejected", "completed"), by_update=True)):
+        every = [a.id for a in queue.list_actions(flt)]
+        assert len(every) > 5
+        for limit in (1, 3, 5, 100):
+            limited = ActionFilter(**{**flt.__dict__, "limit": limit})
+            assert [a.id for a in queue.list_actions(limited)] == every[:limit]
+    newest = queue.list_actions(ActionFilter(statuses=("completed", "rejected"),
+                                             newest_first=True, by_update=True, limit=3))
+    assert [a.id for a in newest] == [7, 1, 4]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection, Row, Table, and_, bindparam, func, insert, select, update
@@ -253,6 +254,16 @@ class Tx:
         return [_action(r) for r in rows]
 
     def list_actions(self, f: ActionFilter) -> list[ActionRecord]:
+        if f.limit is not None and len(f.statuses) > 1:
+            # One ordered query per status, merged: each walks (status, id) or (status,
+            # updated_at) in order and stops at the limit, where ``status IN (...)``
+            # would sort every action of those statuses first (all open ones: slow at a
+            # million).
+            found = [a for status in dict.fromkeys(f.statuses)
+                     for a in self.list_actions(replace(f, statuses=(status,)))]
+            found.sort(key=(lambda a: (a.updated_at, a.id)) if f.by_update else (
+                lambda a: a.id), reverse=f.newest_first)
+            return found[:f.limit]
         cols = s.actions.c
         query = select(s.actions)
         if f.statuses:
