@@ -107,3 +107,40 @@ def test_the_same_queue_on_postgresql(tmp_path):
     with store.read() as tx:
         assert verify(tx.iter_ledger(), head=tx.ledger_head()).ok
     store.close()
+
+
+def _verify_while_writing(store):
+    from airgate.clock import FixedClock
+    from airgate.config import Config
+    from airgate.ledger import verify_rows
+    from airgate.queue import Queue
+    from runtime_helpers import USERS, decision
+
+    queue = Queue(store, config=Config(users=USERS), clock=FixedClock("2024-05-01T12:00:00Z"))
+    queue.submit([decision(f"a{i}") for i in range(5)], actor="bob")
+    with store.read() as tx:
+        head = tx.ledger_head()
+        rows = tx.iter_ledger_rows(chunk=2)
+        first = next(rows)
+        # Another writer commits while the verification is half way through.
+        queue.submit([decision(f"b{i}") for i in range(5)], actor="bob")
+        result = verify_rows([first, *rows], head=head)
+    assert result.ok, result.message
+    assert result.count == 5
+    with store.read() as tx:
+        assert verify_rows(tx.iter_ledger_rows(), head=tx.ledger_head()).count == 10
+
+
+def test_a_read_sees_one_snapshot_while_others_write(tmp_path):
+    store = Store(tmp_path / "airgate.db")
+    _verify_while_writing(store)
+    store.close()
+
+
+@pytest.mark.postgres
+def test_a_read_sees_one_snapshot_while_others_write_on_postgresql():
+    from runtime_helpers import clean_postgres_url
+
+    store = Store(clean_postgres_url())
+    _verify_while_writing(store)
+    store.close()

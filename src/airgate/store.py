@@ -144,9 +144,18 @@ class Store:
     # ------------------------------------------------------------ transactions
     @contextmanager
     def read(self) -> Iterator[Tx]:
-        """A read-only transaction."""
-        with self._guard(), self.engine.connect() as conn, conn.begin():
-            yield Tx(conn, sqlite=self.sqlite)
+        """A read-only transaction that sees one snapshot of the store throughout.
+
+        SQLite's WAL gives a reader that from its first read on. PostgreSQL's default
+        (READ COMMITTED) takes a new one per statement, so a ledger read in chunks
+        while others commit would mix two states: reads run at REPEATABLE READ,
+        which for a transaction that writes nothing never fails.
+        """
+        with self._guard(), self.engine.connect() as conn:
+            if not self.sqlite:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield Tx(conn, sqlite=self.sqlite)
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
