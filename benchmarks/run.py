@@ -335,8 +335,11 @@ def main(argv: list[str] | None = None) -> Report:
                 grow.setdefault("queue", []).append(
                     (n_store, bench_queue(report, url, "sqlite", n_store, n_sub)))
                 if _postgres_ready(args.postgres):
-                    bench_queue(report, _fresh_postgres(args.postgres), "postgresql",
-                                n_store, n_sub)
+                    try:
+                        bench_queue(report, _fresh_postgres(args.postgres), "postgresql",
+                                    n_store, n_sub)
+                    finally:
+                        _drop_postgres(args.postgres)
                 else:
                     print("  postgresql: skipped (no psycopg or no server)")
         if "startup" in only:
@@ -371,12 +374,26 @@ def _fresh_postgres(url: str) -> str:
     """A freshly created database of its own beside ``url``'s: never touch others' data."""
     import sqlalchemy
 
+    _drop_postgres(url)
     engine = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {BENCH_DB}"))
         conn.execute(sqlalchemy.text(f"CREATE DATABASE {BENCH_DB}"))
     engine.dispose()
     return url.rsplit("/", 1)[0] + "/" + BENCH_DB
+
+
+def _drop_postgres(url: str) -> None:
+    """Drop the benchmark's own database (``bench_queue`` closed its connections)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {BENCH_DB}"))
+    except sqlalchemy.exc.SQLAlchemyError as exc:  # still in use after a failed run
+        print(f"  could not drop database {BENCH_DB}: {exc}")
+    finally:
+        engine.dispose()
 
 
 if __name__ == "__main__":
