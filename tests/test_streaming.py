@@ -341,3 +341,29 @@ def test_progress_counter_on_a_terminal(tmp_path: Path, policy: str) -> None:
         assert len(counts) >= 3, seen  # on the way, and the total at the end
         assert counts == sorted(counts) and counts[0] >= 10_000
         assert counts[-1] == total and seen.endswith(b"\n")
+
+
+def test_standard_input_stays_in_one_process_by_default(policy: str,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        tiny_chunks: list[int]) -> None:
+    # A live feed on stdin must not wait for chunks to fill; --jobs asks for workers.
+    from click.testing import CliRunner
+
+    from airgate.cli import main
+
+    text = "\n".join(ndjson_lines(9, 150)) + "\n"
+    result = CliRunner().invoke(main, ["evaluate", "-", "--policy", policy, "--format",
+                                       "ndjson"], input=text)
+    assert result.exit_code == 0 and result.stdout
+    assert tiny_chunks == []
+
+
+def test_files_go_to_workers_by_default(tmp_path: Path, policy: str,
+                                        tiny_chunks: list[int]) -> None:
+    if streaming.default_jobs() < 2:
+        pytest.skip("one CPU: one process")
+    path = tmp_path / "in.ndjson"
+    path.write_text("\n".join(ndjson_lines(9, 150)) + "\n")
+    result = cli("evaluate", str(path), "--policy", policy, "--format", "ndjson")
+    assert result.exit_code == 0 and result.stdout == evaluate(policy, str(path), jobs=1).stdout
+    assert len(tiny_chunks) > 3

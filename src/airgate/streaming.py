@@ -105,15 +105,19 @@ def write_ndjson(engine: Engine, sources: Iterable[Source], write: Write, *,
                  on_items: Callable[[int], None] | None = None) -> None:
     """Evaluate every source in order and ``write`` the NDJSON decisions.
 
-    ``jobs``: worker processes (0: :func:`default_jobs`); the durable engine, and
-    platforms that cannot fork, always run in this process. ``on_items`` is told
+    ``jobs``: worker processes. 0 means :func:`default_jobs` when every source is a
+    regular file, and this process alone when one is a pipe or standard input, where
+    a live feed wants each investigation's decisions as soon as it has arrived, not
+    once a chunk has filled. The durable engine, and platforms that cannot fork,
+    always run in this process. ``on_items`` is told
     how many more evidence items were evaluated, now and then (progress).
     Raises the first :class:`~airgate.errors.EvidenceError` of the input after
     writing what comes before it.
     """
     warn = on_warning or _ignore
+    sources = list(sources)
     if jobs == 0:
-        jobs = default_jobs()
+        jobs = default_jobs() if all(_regular_file(s) for s in sources) else 1
     if jobs > 1 and engine.name == "indexed" and fork_available():
         _parallel(_Job(engine, catalog, explain), sources, write, jobs, warn, on_items)
         return
@@ -127,6 +131,12 @@ def write_ndjson(engine: Engine, sources: Iterable[Source], write: Write, *,
 
 def _ignore(_finding: Finding) -> None:
     pass
+
+
+def _regular_file(source: Source) -> bool:
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source) != "-" and os.path.isfile(source)
+    return False  # an open stream: it may be a live one
 
 
 def _counted(items: Iterable[Evidence], on_items: Callable[[int], None],

@@ -75,8 +75,9 @@ def _progress(items: Iterable[Evidence]) -> Iterator[Evidence]:
 @click.option("--engine", "engine_name", type=click.Choice(["indexed", "durable"]),
               default="indexed", show_default=True)
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Worker processes for --format ndjson (0: one per CPU, at most 8;"
-                   " 1: this process only). Output is the same either way.")
+              help="Worker processes for --format ndjson (0: one per CPU, at most 8, when"
+                   " every input is a regular file, else 1; 1: this process only)."
+                   " Output is the same either way.")
 @click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), hidden=True,
               help="Evaluate as of this date (exclusion expiry).")
 def command(evidence: tuple[str, ...], policy_paths: tuple[str, ...], fmt: str, explain: bool,
