@@ -367,3 +367,31 @@ def test_files_go_to_workers_by_default(tmp_path: Path, policy: str,
     result = cli("evaluate", str(path), "--policy", policy, "--format", "ndjson")
     assert result.exit_code == 0 and result.stdout == evaluate(policy, str(path), jobs=1).stdout
     assert len(tiny_chunks) > 3
+
+
+def test_a_live_feed_on_stdin_gets_decisions_before_it_ends(policy: str) -> None:
+    import select
+
+    def line(inv: str) -> bytes:
+        return (json.dumps({"apiVersion": "airgate/v1", "kind": "Investigation", "id": inv,
+                            "evidence": [_device(random.Random(1))]}) + "\n").encode()
+
+    # Python's own stdout buffering, as on a machine without PYTHONUNBUFFERED.
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    with subprocess.Popen(
+            [sys.executable, "-m", "airgate", "evaluate", "-", "--policy", policy, "--format",
+             "ndjson"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, env=buffered) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            # inv-1 is complete once inv-2 starts; the feed stays open.
+            proc.stdin.write(line("inv-1") + line("inv-2"))
+            proc.stdin.flush()
+            ready, _, _ = select.select([proc.stdout], [], [], 30)
+            assert ready, "no decision while the feed was open"
+            assert b'"inv-1"' in proc.stdout.readline()
+        finally:
+            proc.stdin.close()
+            rest = proc.stdout.read()
+            proc.wait(timeout=60)
+    assert b'"inv-2"' in rest and proc.returncode == 0

@@ -102,22 +102,25 @@ def ndjson_texts(engine: Engine, items: Iterable[Evidence], catalog: Catalog, *,
 def write_ndjson(engine: Engine, sources: Iterable[Source], write: Write, *,
                  catalog: Catalog, explain: bool = False, jobs: int = 1,
                  on_warning: Warn | None = None,
-                 on_items: Callable[[int], None] | None = None) -> None:
+                 on_items: Callable[[int], None] | None = None,
+                 flush: Callable[[], Any] | None = None) -> None:
     """Evaluate every source in order and ``write`` the NDJSON decisions.
 
     ``jobs``: worker processes. 0 means :func:`default_jobs` when every source is a
-    regular file, and this process alone when one is a pipe or standard input, where
-    a live feed wants each investigation's decisions as soon as it has arrived, not
-    once a chunk has filled. The durable engine, and platforms that cannot fork,
-    always run in this process. ``on_items`` is told
-    how many more evidence items were evaluated, now and then (progress).
-    Raises the first :class:`~airgate.errors.EvidenceError` of the input after
-    writing what comes before it.
+    regular file, and this process alone when one is a pipe or standard input: a
+    live feed wants each investigation's decisions as soon as its items have
+    arrived, not once a chunk has filled. Then ``flush`` (if given) is called after
+    each investigation's text. The durable engine, and platforms that cannot fork,
+    always run in this process. ``on_items`` is told how many more evidence items
+    were evaluated, now and then (progress). Raises the first
+    :class:`~airgate.errors.EvidenceError` of the input after writing what comes
+    before it.
     """
     warn = on_warning or _ignore
     sources = list(sources)
+    live = not all(_regular_file(s) for s in sources)
     if jobs == 0:
-        jobs = default_jobs() if all(_regular_file(s) for s in sources) else 1
+        jobs = 1 if live else default_jobs()
     if jobs > 1 and engine.name == "indexed" and fork_available():
         _parallel(_Job(engine, catalog, explain), sources, write, jobs, warn, on_items)
         return
@@ -127,6 +130,8 @@ def write_ndjson(engine: Engine, sources: Iterable[Source], write: Write, *,
         items = _counted(items, on_items)
     for text in ndjson_texts(engine, items, catalog, explain=explain):
         write(text)
+        if live and flush is not None:
+            flush()
 
 
 def _ignore(_finding: Finding) -> None:

@@ -115,7 +115,7 @@ def command(evidence: tuple[str, ...], policy_paths: tuple[str, ...], fmt: str, 
         progress = _Progress() if sys.stderr.isatty() else None
         write_ndjson(engine, evidence, sys.stdout.write, catalog=catalog, explain=explain,
                      jobs=jobs, on_warning=on_warning,
-                     on_items=progress.add if progress else None)
+                     on_items=progress.add if progress else None, flush=sys.stdout.flush)
         if progress:
             progress.close()
         return
