@@ -124,6 +124,22 @@ def tiny_chunks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return cut
 
 
+@pytest.fixture()
+def chunk_log(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Chunks of about 2,000 bytes; the list fills with each chunk cut."""
+    monkeypatch.setattr(streaming, "CHUNK_BYTES", 2000)
+    log: list[Any] = []
+    chunks = streaming._chunks
+
+    def spy(units: Any, target: int) -> Iterator[Any]:
+        for chunk in chunks(units, target):
+            log.append(chunk)
+            yield chunk
+
+    monkeypatch.setattr(streaming, "_chunks", spy)
+    return log
+
+
 def evaluate(policy: str, *args: str, jobs: int) -> Result:
     return cli("evaluate", *args, "--policy", policy, "--format", "ndjson", "--jobs", str(jobs))
 
@@ -183,6 +199,64 @@ def test_error_mid_stream_matches_one_process(tmp_path: Path, policy: str,
     assert message in result.stderr
     assert f"in.ndjson:{151}" in result.stderr
     assert result.stdout  # what came before the error was written
+
+
+@pytest.mark.parametrize("at", range(60, 76))
+def test_error_found_by_a_worker_or_while_cutting(tmp_path: Path, policy: str,
+                                                  chunk_log: list[Any], at: int) -> None:
+    # Mid-chunk, only a worker meets the bad line, while this process reads on.
+    lines = [line for line in ndjson_lines(13, 200) if line]
+    lines.insert(at, "{broken")
+    path = tmp_path / "in.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    one = evaluate(policy, str(path), jobs=1)
+    two = evaluate(policy, str(path), jobs=2)
+    assert (two.exit_code, two.stdout, two.stderr) == (one.exit_code, one.stdout, one.stderr)
+    assert one.exit_code == 1 and f"in.ndjson:{at + 1}:2" in one.stderr
+    holding = next(i for i, c in enumerate(chunk_log)
+                   if any(isinstance(u, tuple) and u[2].startswith(b"{broken") for u in c.units))
+    FOUND_BY.add("worker" if holding < len(chunk_log) - 1 else "cutting")
+
+
+FOUND_BY: set[str] = set()
+
+
+def test_both_ways_of_meeting_an_error_were_exercised() -> None:
+    # Runs after the cases above (file order): some bad lines must have been met by a
+    # worker with later chunks already read, some while looking for a cut.
+    if len(FOUND_BY) == 0:
+        pytest.skip("run with the cases above")
+    assert {"worker", "cutting"} == FOUND_BY
+
+
+def test_warnings_keep_input_order_across_documents(tmp_path: Path, policy: str,
+                                                    tiny_chunks: list[int]) -> None:
+    # One investigation over all three: they share a chunk, where a whole document's
+    # warnings must still come after those of the lines before it.
+    first = tmp_path / "a.ndjson"
+    first.write_text(json.dumps(_alert(random.Random(1), "alert-a")) + "\n"
+                     + json.dumps(_alert(random.Random(2), "alert-a")) + "\n")
+    doc = tmp_path / "b.json"
+    doc.write_text(json.dumps(_alert(random.Random(3), "alert-a")))
+    last = tmp_path / "c.ndjson"
+    last.write_text("\n".join(ndjson_lines(5, 60)) + "\n")
+    result = assert_same(policy, str(first), str(doc), str(last), cut=tiny_chunks)
+    warned = [line.split(":")[2].strip() for line in result.stderr.splitlines()]
+    assert warned[:3] == [str(first), str(first), str(doc)]
+
+
+def test_an_investigation_past_the_chunk_limit_goes_on_in_this_process(
+        tmp_path: Path, policy: str, tiny_chunks: list[int],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(streaming, "MAX_CHUNK_BYTES", 3000)
+    big = [json.dumps({"apiVersion": "airgate/v1", "kind": "Investigation", "id": "big",
+                       "evidence": [_file(random.Random(i))]}) for i in range(60)]
+    lines = [*ndjson_lines(3, 40), *big, *ndjson_lines(4, 40)]
+    path = tmp_path / "in.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    assert_same(policy, str(path), cut=tiny_chunks)
+    # The chunk holding "big" stopped growing at the limit (the rest was read here).
+    assert max(tiny_chunks) < 60
 
 
 def test_line_too_long_mid_stream(tmp_path: Path, policy: str, tiny_chunks: list[int],
@@ -395,3 +469,51 @@ def test_a_live_feed_on_stdin_gets_decisions_before_it_ends(policy: str) -> None
             rest = proc.stdout.read()
             proc.wait(timeout=60)
     assert b'"inv-2"' in rest and proc.returncode == 0
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.extend(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status  # a zombie has ended
+
+
+def test_workers_end_when_their_parent_is_killed(tmp_path: Path, policy: str) -> None:
+    import signal
+    import time
+
+    path = tmp_path / "in.ndjson"
+    path.write_text("\n".join(ndjson_lines(21, 100_000)) + "\n")
+    with subprocess.Popen(
+            [sys.executable, "-m", "airgate", "evaluate", str(path), "--policy", policy,
+             "--format", "ndjson", "--jobs", "2"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
+        deadline = time.monotonic() + 30
+        workers: list[int] = []
+        while len(workers) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            workers = _children(proc.pid)
+        assert len(workers) >= 2, "the run ended before its workers were seen"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    deadline = time.monotonic() + 20
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(w) for w in workers), "orphaned workers kept running"
+
+
+def test_units_keep_their_locations(tmp_path: Path) -> None:
+    path = tmp_path / "in.ndjson"
+    path.write_text("\n\n".join(ndjson_lines(6, 50)) + "\n")
+    from_units = [ev.location for unit in iter_units(path)
+                  for ev in (unit.items if isinstance(unit, Parsed) else parse_line(unit))]
+    assert from_units == [ev.location for ev in iter_evidence(path)]
+    assert len({loc.line for loc in from_units}) > 20

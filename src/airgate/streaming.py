@@ -39,6 +39,9 @@ from .evidence import Parsed, Source, Unit, iter_evidence, iter_units, parse_lin
 from .model import Evidence
 
 CHUNK_BYTES = 1 << 20  # input bytes a worker takes at a time
+# A chunk that grows this large without an investigation change is not held in
+# memory: from there on this process reads and evaluates alone, in constant memory.
+MAX_CHUNK_BYTES = 32 << 20
 MAX_AUTO_JOBS = 8
 Write = Callable[[str], Any]
 Warn = Callable[[Finding], None]
@@ -171,12 +174,12 @@ class _Chunk:
     size: int = 0
     error: EvidenceError | None = None  # raised after the units: the input stopped there
 
+    # Set on a chunk that grew past MAX_CHUNK_BYTES without a place to cut: the
+    # units still to read, which this process evaluates after it, alone.
+    rest: Iterator[Unit] | None = None
+
     def payload(self) -> tuple[list[Unit], EvidenceError | None]:
         return self.units, self.error
-
-    def main_warnings(self) -> list[Finding]:
-        """Warnings found while this process read whole documents (workers see none)."""
-        return [w for unit in self.units if isinstance(unit, Parsed) for w in unit.warnings]
 
 
 Result = tuple[str, list[Finding], int, EvidenceError | None]
@@ -184,11 +187,29 @@ Result = tuple[str, list[Finding], int, EvidenceError | None]
 _WORKER_JOB: _Job | None = None
 
 
-def _worker_init(job: _Job) -> None:
+def _worker_init(job: _Job, parent: int) -> None:
     global _WORKER_JOB
     # Ctrl-C reaches the whole process group: this process's parent handles it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with(parent)
     _WORKER_JOB = job
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this worker when its parent dies (SIGKILL, SIGTERM): an
+    orphan would wait for work forever, holding the output pipe open."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux's libc: the parent's shutdown still ends us
+        pass
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _worker_run(units: list[Unit], error: EvidenceError | None) -> Result:
@@ -199,24 +220,32 @@ def _worker_run(units: list[Unit], error: EvidenceError | None) -> Result:
 def _run(job: _Job, units: list[Unit], error: EvidenceError | None) -> Result:
     """Text, warnings, item count and error of one chunk, as one process would have them."""
     warnings: list[Finding] = []
-    count = 0
-
-    def items() -> Iterator[Evidence]:
-        nonlocal count
-        for unit in units:
-            got = unit.items if isinstance(unit, Parsed) else parse_line(
-                unit, on_warning=warnings.append)
-            count += len(got)
-            yield from got
-        if error is not None:
-            raise error  # as where one process would meet it: the open batch is not flushed
-
+    counted = [0]
     out: list[str] = []
+    items = _items(units, warnings.append, counted, error)
     try:
-        out.extend(ndjson_texts(job.engine, items(), job.catalog, explain=job.explain))
+        out.extend(ndjson_texts(job.engine, items, job.catalog, explain=job.explain))
     except EvidenceError as exc:
-        return "".join(out), warnings, count, exc
-    return "".join(out), warnings, count, None
+        return "".join(out), warnings, counted[0], exc
+    return "".join(out), warnings, counted[0], None
+
+
+def _items(units: Iterable[Unit], warn: Warn, counted: list[int],
+           error: EvidenceError | None = None) -> Iterator[Evidence]:
+    """The evidence of ``units`` in order, warnings passed on in order, the number of
+    items kept in ``counted[0]``; then ``error`` raised, as where one process would
+    meet it (the open batch is not flushed)."""
+    for unit in units:
+        if isinstance(unit, Parsed):
+            for finding in unit.warnings:  # found when the document was read
+                warn(finding)
+            got = unit.items
+        else:
+            got = parse_line(unit, on_warning=warn)
+        counted[0] += len(got)
+        yield from got
+    if error is not None:
+        raise error
 
 
 def _chunks(units: Iterator[Unit], target: int) -> Iterator[_Chunk]:
@@ -253,6 +282,10 @@ def _chunks(units: Iterator[Unit], target: int) -> Iterator[_Chunk]:
                     last = found[-1].investigation
         chunk.units.append(unit)
         chunk.size += _size(unit)
+        if chunk.size >= MAX_CHUNK_BYTES:
+            chunk.rest = units  # one investigation this large: this process goes on alone
+            yield chunk
+            return
 
 
 def _size(unit: Unit) -> int:
@@ -272,9 +305,9 @@ def _parallel(job: _Job, sources: Iterable[Source], write: Write, jobs: int, war
     first = next(chunks, None)
     if first is None:
         return
-    second = next(chunks, None)
-    if second is None:  # a small input: not worth a process
-        _emit(_run(job, *first.payload()), first, write, warn, on_items)
+    second = next(chunks, None) if first.rest is None else None
+    if second is None:  # a small input (or a huge investigation): not worth a process
+        _here(job, first, write, warn, on_items)
         return
     import multiprocessing
 
@@ -282,17 +315,36 @@ def _parallel(job: _Job, sources: Iterable[Source], write: Write, jobs: int, war
     sys.stdout.flush()
     sys.stderr.flush()
     executor = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
-                                   initializer=_worker_init, initargs=(job,))
+                                   initializer=_worker_init, initargs=(job, os.getpid()))
     pending: deque[tuple[_Chunk, Future[Result]]] = deque()
     try:
         for chunk in itertools.chain((first, second), chunks):
+            if chunk.rest is not None:
+                while pending:
+                    _collect(pending.popleft(), write, warn, on_items)
+                _here(job, chunk, write, warn, on_items)
+                break
             pending.append((chunk, executor.submit(_worker_run, *chunk.payload())))
-            while len(pending) > 2 * jobs:
+            # Write what is done as soon as it is (an error stops the reading early).
+            while pending and (len(pending) > 2 * jobs or pending[0][1].done()):
                 _collect(pending.popleft(), write, warn, on_items)
         while pending:
             _collect(pending.popleft(), write, warn, on_items)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _here(job: _Job, chunk: _Chunk, write: Write, warn: Warn,
+          on_items: Callable[[int], None] | None) -> None:
+    """Evaluate a chunk, and the units after it if it has them, in this process."""
+    if chunk.rest is None:
+        _emit(_run(job, *chunk.payload()), write, warn, on_items)
+        return
+    items: Iterable[Evidence] = _items(itertools.chain(chunk.units, chunk.rest), warn, [0])
+    if on_items is not None:
+        items = _counted(items, on_items)
+    for text in ndjson_texts(job.engine, items, job.catalog, explain=job.explain):
+        write(text)
 
 
 def _collect(entry: tuple[_Chunk, Future[Result]], write: Write, warn: Warn,
@@ -303,13 +355,13 @@ def _collect(entry: tuple[_Chunk, Future[Result]], write: Write, warn: Warn,
     except BrokenProcessPool as exc:
         raise AirgateError(f"a worker process of airgate evaluate died ({exc});"
                            " run again with --jobs 1 to evaluate in one process") from None
-    _emit(result, chunk, write, warn, on_items)
+    _emit(result, write, warn, on_items)
 
 
-def _emit(result: Result, chunk: _Chunk, write: Write, warn: Warn,
+def _emit(result: Result, write: Write, warn: Warn,
           on_items: Callable[[int], None] | None) -> None:
     text, warnings, count, error = result
-    for finding in chunk.main_warnings() + warnings:
+    for finding in warnings:
         warn(finding)
     if text:
         write(text)
