@@ -7,6 +7,7 @@ without items, around errors and between files.
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import json
 import os
@@ -14,7 +15,7 @@ import random
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,35 +109,33 @@ def policy(tmp_path: Path) -> str:
     return str(path)
 
 
-@pytest.fixture()
-def tiny_chunks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Chunks of about 300 bytes; the list fills with the size of each chunk cut."""
-    monkeypatch.setattr(streaming, "CHUNK_BYTES", 300)
-    cut: list[int] = []
+def _record_chunks(monkeypatch: pytest.MonkeyPatch, size: int,
+                   record: Callable[[Any], object]) -> None:
+    """Chunks of about ``size`` bytes, each passed to ``record`` as it is cut."""
+    monkeypatch.setattr(streaming, "CHUNK_BYTES", size)
     chunks = streaming._chunks
 
     def spy(units: Any, target: int) -> Iterator[Any]:
         for chunk in chunks(units, target):
-            cut.append(len(chunk.units))
+            record(chunk)
             yield chunk
 
     monkeypatch.setattr(streaming, "_chunks", spy)
+
+
+@pytest.fixture()
+def tiny_chunks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Chunks of about 300 bytes; the list fills with the size of each chunk cut."""
+    cut: list[int] = []
+    _record_chunks(monkeypatch, 300, lambda chunk: cut.append(len(chunk.units)))
     return cut
 
 
 @pytest.fixture()
 def chunk_log(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Chunks of about 2,000 bytes; the list fills with each chunk cut."""
-    monkeypatch.setattr(streaming, "CHUNK_BYTES", 2000)
     log: list[Any] = []
-    chunks = streaming._chunks
-
-    def spy(units: Any, target: int) -> Iterator[Any]:
-        for chunk in chunks(units, target):
-            log.append(chunk)
-            yield chunk
-
-    monkeypatch.setattr(streaming, "_chunks", spy)
+    _record_chunks(monkeypatch, 2000, log.append)
     return log
 
 
@@ -324,7 +323,7 @@ def test_small_input_stays_in_process(tmp_path: Path, policy: str,
     def no_pool(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("no worker process for an input of one chunk")
 
-    monkeypatch.setattr(streaming, "ProcessPoolExecutor", no_pool)
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", no_pool)
     path = tmp_path / "in.ndjson"
     path.write_text("\n".join(ndjson_lines(4, 20)) + "\n")
     assert evaluate(policy, str(path), jobs=4).stdout == evaluate(policy, str(path),

@@ -27,16 +27,17 @@ import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .catalog import Catalog
 from .engine import Engine, decision_to_dict
 from .errors import AirgateError, EvidenceError, Finding
 from .evidence import Parsed, Source, Unit, iter_evidence, iter_units, parse_line
 from .model import Evidence
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 CHUNK_BYTES = 1 << 20  # input bytes a worker takes at a time
 # A chunk that grows this large without an investigation change is not held in
@@ -60,9 +61,7 @@ def default_jobs() -> int:
 
 
 def fork_available() -> bool:
-    import multiprocessing
-
-    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+    return sys.platform.startswith("linux") and hasattr(os, "fork")
 
 
 def ndjson_texts(engine: Engine, items: Iterable[Evidence], catalog: Catalog, *,
@@ -220,21 +219,26 @@ def _worker_run(units: list[Unit], error: EvidenceError | None) -> Result:
 def _run(job: _Job, units: list[Unit], error: EvidenceError | None) -> Result:
     """Text, warnings, item count and error of one chunk, as one process would have them."""
     warnings: list[Finding] = []
-    counted = [0]
+    count = 0
+
+    def tally(items: int) -> None:
+        nonlocal count
+        count += items
+
     out: list[str] = []
-    items = _items(units, warnings.append, counted, error)
+    items = _items(units, warnings.append, tally, error)
     try:
         out.extend(ndjson_texts(job.engine, items, job.catalog, explain=job.explain))
     except EvidenceError as exc:
-        return "".join(out), warnings, counted[0], exc
-    return "".join(out), warnings, counted[0], None
+        return "".join(out), warnings, count, exc
+    return "".join(out), warnings, count, None
 
 
-def _items(units: Iterable[Unit], warn: Warn, counted: list[int],
+def _items(units: Iterable[Unit], warn: Warn, on_items: Callable[[int], None] | None,
            error: EvidenceError | None = None) -> Iterator[Evidence]:
-    """The evidence of ``units`` in order, warnings passed on in order, the number of
-    items kept in ``counted[0]``; then ``error`` raised, as where one process would
-    meet it (the open batch is not flushed)."""
+    """The evidence of ``units`` in order, warnings passed on in order, ``on_items``
+    told the number of each unit's items; then ``error`` raised, as where one process
+    would meet it (the open batch is not flushed)."""
     for unit in units:
         if isinstance(unit, Parsed):
             for finding in unit.warnings:  # found when the document was read
@@ -242,7 +246,8 @@ def _items(units: Iterable[Unit], warn: Warn, counted: list[int],
             got = unit.items
         else:
             got = parse_line(unit, on_warning=warn)
-        counted[0] += len(got)
+        if on_items is not None:
+            on_items(len(got))
         yield from got
     if error is not None:
         raise error
@@ -310,13 +315,14 @@ def _parallel(job: _Job, sources: Iterable[Source], write: Write, jobs: int, war
         _here(job, first, write, warn, on_items)
         return
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     # Text still buffered here would be written again by each child on its exit.
     sys.stdout.flush()
     sys.stderr.flush()
     executor = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
                                    initializer=_worker_init, initargs=(job, os.getpid()))
-    pending: deque[tuple[_Chunk, Future[Result]]] = deque()
+    pending: deque[Future[Result]] = deque()
     try:
         for chunk in itertools.chain((first, second), chunks):
             if chunk.rest is not None:
@@ -324,9 +330,9 @@ def _parallel(job: _Job, sources: Iterable[Source], write: Write, jobs: int, war
                     _collect(pending.popleft(), write, warn, on_items)
                 _here(job, chunk, write, warn, on_items)
                 break
-            pending.append((chunk, executor.submit(_worker_run, *chunk.payload())))
+            pending.append(executor.submit(_worker_run, *chunk.payload()))
             # Write what is done as soon as it is (an error stops the reading early).
-            while pending and (len(pending) > 2 * jobs or pending[0][1].done()):
+            while pending and (len(pending) > 2 * jobs or pending[0].done()):
                 _collect(pending.popleft(), write, warn, on_items)
         while pending:
             _collect(pending.popleft(), write, warn, on_items)
@@ -340,16 +346,15 @@ def _here(job: _Job, chunk: _Chunk, write: Write, warn: Warn,
     if chunk.rest is None:
         _emit(_run(job, *chunk.payload()), write, warn, on_items)
         return
-    items: Iterable[Evidence] = _items(itertools.chain(chunk.units, chunk.rest), warn, [0])
-    if on_items is not None:
-        items = _counted(items, on_items)
+    items = _items(itertools.chain(chunk.units, chunk.rest), warn, on_items)
     for text in ndjson_texts(job.engine, items, job.catalog, explain=job.explain):
         write(text)
 
 
-def _collect(entry: tuple[_Chunk, Future[Result]], write: Write, warn: Warn,
+def _collect(future: Future[Result], write: Write, warn: Warn,
              on_items: Callable[[int], None] | None) -> None:
-    chunk, future = entry
+    from concurrent.futures.process import BrokenProcessPool
+
     try:
         result = future.result()
     except BrokenProcessPool as exc:
