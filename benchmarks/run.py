@@ -86,7 +86,7 @@ def _airgate_cmd() -> list[str]:
 def bench_throughput(report: Report, n: int, workdir: Path, with_durable: bool = True) -> float:
     """Events per second of airgate's engine; durable, dict index and cedarpy beside it."""
     import airgate
-    from airgate.policy import load_policy_text
+    from airgate.policy.loader import load_policy_text
 
     print(f"\n[1] evaluation throughput: 50 rules, {n:,} evidence items", flush=True)
     rules = synth.make_rules()
@@ -182,7 +182,7 @@ def bench_streaming(report: Report, n: int, workdir: Path, in_process: float) ->
 
 
 def default_jobs() -> int:
-    from airgate.streaming import default_jobs as jobs
+    from airgate.engine.streaming import default_jobs as jobs
 
     return jobs()
 
@@ -233,9 +233,9 @@ def _decisions(start: int, n: int, per_investigation: int = 10) -> list[Any]:
 
 
 def bench_queue(report: Report, url: str, label: str, n_store: int, n_submit: int) -> float:
-    from airgate.queue import Queue
-    from airgate.records import OPEN, ActionFilter
-    from airgate.store import Store
+    from airgate.runtime.queue import Queue
+    from airgate.runtime.records import OPEN, ActionFilter
+    from airgate.runtime.store import Store
 
     print(f"\n[4] queue on {label}: store of {n_store:,} actions, submit {n_submit:,}", flush=True)
     store = Store(url)
@@ -269,7 +269,7 @@ def bench_queue(report: Report, url: str, label: str, n_store: int, n_submit: in
 
 def _verify(report: Report, label: str, store: Any) -> None:
     """What ``airgate ledger verify`` does: stream the stored rows, hash each, check the head."""
-    from airgate import ledger
+    from airgate.runtime import ledger
 
     with store.read() as tx:
         t_ver, result = _timed(lambda: ledger.verify_rows(tx.iter_ledger_rows(),

@@ -4,15 +4,19 @@ documents, in-memory evidence, one evaluation, and a CLI call."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner, Result
 
 from airgate.cli import main
-from airgate.engine import compile as compile_engine
-from airgate.evidence import load_evidence
+from airgate.engine.core import compile as compile_engine
+from airgate.evidence.reader import load_evidence
 from airgate.model import Decision
-from airgate.policy import load_policy_text
+from airgate.policy.loader import load_policy_text
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository
+DATA = ROOT / "tests" / "data"  # sample files shared by the stages' tests
 
 
 def policy_doc(rules: str, name: str = "p") -> str:

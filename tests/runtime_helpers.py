@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from airgate.clock import FixedClock
-from airgate.config import Config
 from airgate.model import Approval, Decision, EntityRef, Evidence
-from airgate.queue import Queue
-from airgate.store import Store
+from airgate.runtime.clock import FixedClock
+from airgate.runtime.config import Config
+from airgate.runtime.queue import Queue
+from airgate.runtime.store import Store
 
 START = "2024-05-01T12:00:00Z"
 USERS = {
@@ -65,7 +65,7 @@ def clean_postgres_url() -> str:
     pytest.importorskip("psycopg")
     from sqlalchemy import create_engine, text
 
-    from airgate.store_schema import V1_TABLES
+    from airgate.runtime.store.schema import V1_TABLES
 
     engine = create_engine(url)
     with engine.begin() as conn:  # a clean database for this test

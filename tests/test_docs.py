@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from airgate.checks.validate import validate_paths
+from airgate.compat import MOVED_MODULES
 from airgate.cli import COMMANDS, main
-from airgate.lint import validate_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -54,3 +55,50 @@ def test_readme_policy_example_is_valid(tmp_path: Path) -> None:
     path = tmp_path / "example.yaml"
     path.write_text(example.group(1), encoding="utf-8")
     assert validate_paths([path], strict=True) == []
+
+
+DOC_PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _doc_imports() -> list[tuple[str, str, str]]:
+    found = []
+    for page in DOC_PAGES:
+        text = page.read_text(encoding="utf-8")
+        for module, names in re.findall(r"^from (airgate[\w.]*) import ([\w, ]+)$", text, re.M):
+            found += [(page.name, module, n.strip()) for n in names.split(",")]
+    return found
+
+
+def _doc_dotted_names() -> list[tuple[str, str]]:
+    found = set()
+    for page in DOC_PAGES:
+        for name in re.findall(r"`(airgate(?:\.\w+)+)(?:\(|`)",
+                               page.read_text(encoding="utf-8")):
+            # file names, not Python; former module paths are shown as such
+            if name not in ("airgate.yaml", "airgate.db") and name not in MOVED_MODULES:
+                found.add((page.name, name))
+    return sorted(found)
+
+
+@pytest.mark.parametrize(("page", "module", "name"), _doc_imports())
+def test_imports_shown_in_the_docs_work_without_a_deprecation(page: str, module: str,
+                                                             name: str) -> None:
+    import importlib
+
+    assert getattr(importlib.import_module(module), name) is not None
+
+
+@pytest.mark.parametrize(("page", "dotted"), _doc_dotted_names())
+def test_dotted_names_in_the_docs_resolve(page: str, dotted: str) -> None:
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            target: object = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            target = getattr(target, attr)
+        return
+    raise AssertionError(f"{page}: {dotted} does not resolve")

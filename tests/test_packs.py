@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from airgate.checks.runner import default_engines, load_suites
+from airgate.checks.validate import validate_paths
 from airgate.cli import main
-from airgate.lint import validate_paths
-from airgate.policy import load_policy_set
-from airgate.policytest import default_engines, load_suites
+from airgate.policy.loader import load_policy_set
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"

@@ -15,20 +15,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import AirgateError, Finding, InputError, Location, PolicyError
-from .model import Approval, Decision, EntityRef, Evidence, PolicySet, Rule
+from airgate import compat
+from airgate.errors import AirgateError, Finding, InputError, Location, PolicyError
+from airgate.model import Approval, Decision, EntityRef, Evidence, PolicySet, Rule
 
 __version__ = "0.1.0"
 
+compat.install()  # old module paths (airgate.queue, ...) keep working, with a warning
+
 # Heavier entry points load on first use, so ``import airgate`` stays cheap.
 _LAZY = {
-    "load_policy_set": ("airgate.policy", "load_policy_set"),
-    "load_policy_text": ("airgate.policy", "load_policy_text"),
-    "validate_paths": ("airgate.lint", "validate_paths"),
-    "load_evidence": ("airgate.evidence", "load_evidence"),
-    "iter_evidence": ("airgate.evidence", "iter_evidence"),
-    "compile": ("airgate.engine", "compile"),
-    "Engine": ("airgate.engine", "Engine"),
+    "load_policy_set": ("airgate.policy.loader", "load_policy_set"),
+    "load_policy_text": ("airgate.policy.loader", "load_policy_text"),
+    "validate_paths": ("airgate.checks.validate", "validate_paths"),
+    "load_evidence": ("airgate.evidence.reader", "load_evidence"),
+    "iter_evidence": ("airgate.evidence.reader", "iter_evidence"),
+    "compile": ("airgate.engine.core", "compile"),
+    "Engine": ("airgate.engine.core", "Engine"),
 }
 
 

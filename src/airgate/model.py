@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .catalog import DEFAULT_CATALOG, Catalog
-from .errors import Location
+from airgate.catalog import DEFAULT_CATALOG, Catalog
+from airgate.errors import Location
 
 WEEK = 7 * 86400
 HOUR = 3600

@@ -2,6 +2,9 @@
 
 Each command lives in its own module, imported only when that command runs, so
 that ``airgate validate`` does not pay for the store or the engine.
+
+May use: every stage below (runtime, checks, engine, evidence, policy) and
+click. Nothing in the library imports this package.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ from typing import Any
 
 import click
 
-from ..errors import EXIT_FAILED, AirgateError
-from ..render import escape
+from airgate.errors import EXIT_FAILED, AirgateError
+from airgate.render import escape
 
 # command name -> module under airgate.cli (each exposes ``command``)
 COMMANDS: dict[str, str] = {

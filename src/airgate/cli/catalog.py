@@ -6,9 +6,9 @@ import json
 
 import click
 
-from ..catalog import DEFAULT_CATALOG, ActionSpec, Catalog
-from ..errors import EXIT_FAILED, PolicyLoadErrors
-from ..report import render_text
+from airgate.catalog import DEFAULT_CATALOG, ActionSpec, Catalog
+from airgate.checks.report import render_text
+from airgate.errors import EXIT_FAILED, PolicyLoadErrors
 
 _COLUMNS = ("ID", "NAME", "CATEGORY", "TARGETS", "UNDO", "APPROVER")
 
@@ -52,7 +52,7 @@ def command(fmt: str, policy_paths: tuple[str, ...]) -> None:
     """
     catalog = DEFAULT_CATALOG
     if policy_paths:
-        from ..policy import load_policy_set
+        from airgate.policy.loader import load_policy_set
 
         try:
             catalog = load_policy_set(list(policy_paths)).catalog

@@ -7,10 +7,10 @@ import json
 
 import click
 
-from ..diff import Change, change_to_dict, policy_impact
-from ..errors import EXIT_FAILED, EXIT_OK, PolicyLoadErrors
-from ..evidence import load_evidence
-from ..render import table
+from airgate.checks.diff import Change, change_to_dict, policy_impact
+from airgate.errors import EXIT_FAILED, EXIT_OK, PolicyLoadErrors
+from airgate.evidence.reader import load_evidence
+from airgate.render import table
 
 
 def _side(change: Change, before: bool) -> str:

@@ -11,8 +11,8 @@ from typing import Any
 
 import click
 
-from ..errors import EXIT_FAILED, Finding, PolicyLoadErrors
-from ..model import Decision, Evidence
+from airgate.errors import EXIT_FAILED, Finding, PolicyLoadErrors
+from airgate.model import Decision, Evidence
 
 PROGRESS_EVERY = 10_000
 TABLE_HEADERS = ("investigation", "entity type", "name", "action", "approval", "rules",
@@ -87,11 +87,12 @@ def command(evidence: tuple[str, ...], policy_paths: tuple[str, ...], fmt: str, 
     EVIDENCE: native investigations, Graph alerts or alert lists, NDJSON of
     either, JSON or YAML; '-' reads standard input.
     """
-    from .. import engine as engine_mod
-    from .. import explain as explain_mod
-    from ..evidence import iter_evidence
-    from ..policy import load_policy_set
-    from ..render import escape, table
+    from airgate.engine import core as engine_mod
+    from airgate.engine import explain as explain_mod
+    from airgate.engine.decision_json import decision_to_dict
+    from airgate.evidence.reader import iter_evidence
+    from airgate.policy.loader import load_policy_set
+    from airgate.render import escape, table
 
     day = today.date() if today else None
     try:
@@ -110,7 +111,7 @@ def command(evidence: tuple[str, ...], policy_paths: tuple[str, ...], fmt: str, 
         click.echo(f"airgate: warning: {escape(str(finding))}", err=True)
 
     if fmt == "ndjson":
-        from ..streaming import write_ndjson
+        from airgate.engine.streaming import write_ndjson
 
         progress = _Progress() if sys.stderr.isatty() else None
         write_ndjson(engine, evidence, sys.stdout.write, catalog=catalog, explain=explain,
@@ -121,7 +122,7 @@ def command(evidence: tuple[str, ...], policy_paths: tuple[str, ...], fmt: str, 
         return
 
     def as_dict(decision: Decision) -> dict[str, Any]:
-        out = engine_mod.decision_to_dict(decision, catalog)
+        out = decision_to_dict(decision, catalog)
         if explain:
             out["explanation"] = explain_mod.explain_decision(engine.compiled, decision)
         return out
@@ -162,7 +163,7 @@ def command(evidence: tuple[str, ...], policy_paths: tuple[str, ...], fmt: str, 
 
 
 def explain_text_header(decision: Decision) -> str:
-    from ..render import escape
+    from airgate.render import escape
 
     state = f" (suppressed by {', '.join(decision.suppressed_by)})" if decision.excluded else ""
     return (f"{escape(decision.action)} on {escape(decision.entity.type)}"

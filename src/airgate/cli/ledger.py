@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from ..errors import EXIT_FAILED
-from .runtime_common import db_options, write_csv
+from airgate.cli.runtime_common import db_options, write_csv
+from airgate.errors import EXIT_FAILED
 
 EXPORT_HEADERS = ("seq", "at", "event", "actor", "action_id", "state_before", "state_after",
                   "comment", "details", "prev_hash", "hash")
@@ -22,8 +22,8 @@ def command() -> None:
 def _store(db: str | None, config_path: str | None):  # type: ignore[no-untyped-def]
     import os
 
-    from ..config import load_config
-    from ..store import ENV_DB, Store
+    from airgate.runtime.config import load_config
+    from airgate.runtime.store import ENV_DB, Store
 
     config = load_config(config_path)
     return Store(db or os.environ.get(ENV_DB) or config.store)
@@ -33,7 +33,7 @@ def _store(db: str | None, config_path: str | None):  # type: ignore[no-untyped-
 @db_options
 def verify(db: str | None, config_path: str | None) -> None:
     """Check the whole chain; name the first entry changed, deleted or reordered (exit 1)."""
-    from ..ledger import verify_rows
+    from airgate.runtime.ledger import verify_rows
 
     store = _store(db, config_path)
     with store.read() as tx:

@@ -6,9 +6,9 @@ import os
 
 import click
 
-from ..errors import EXIT_FAILED, EXIT_OK, AirgateError, PolicyLoadErrors
-from ..policytest import ENGINES, default_engines, load_suites, run_suites
-from ..testreport import coverage_ok, render_json, render_junit, render_text
+from airgate.checks.results import coverage_ok, render_json, render_junit, render_text
+from airgate.checks.runner import ENGINES, default_engines, load_suites, run_suites
+from airgate.errors import EXIT_FAILED, EXIT_OK, AirgateError, PolicyLoadErrors
 
 DEFAULT_DIR = os.path.join("policies", "tests")
 

@@ -11,9 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..errors import EXIT_FAILED, Finding, PolicyLoadErrors
-from ..records import OPEN, SETTLED, STATUSES, ActionFilter
-from .runtime_common import (
+from airgate.cli.runtime_common import (
     actor_option,
     db_options,
     echo_json,
@@ -23,6 +21,8 @@ from .runtime_common import (
     resolve_actor,
     short_time,
 )
+from airgate.errors import EXIT_FAILED, Finding, PolicyLoadErrors
+from airgate.runtime.records import OPEN, SETTLED, STATUSES, ActionFilter
 
 DEFAULT_LIMIT = 200
 F = TypeVar("F", bound=Callable[..., Any])
@@ -50,10 +50,11 @@ def submit(evidence: tuple[str, ...], policy_paths: tuple[str, ...], engine_name
     the rest wait as pending. Evidence for an entity and action already
     pending is attached to that action. Excluded decisions are listed, not queued.
     """
-    from .. import engine as engine_mod
-    from ..evidence import iter_evidence
-    from ..policy import load_policy_set
-    from ..render import table
+    from airgate.engine import core as engine_mod
+    from airgate.engine.decision_json import decision_to_dict
+    from airgate.evidence.reader import iter_evidence
+    from airgate.policy.loader import load_policy_set
+    from airgate.render import table
 
     who = resolve_actor(actor)
     try:
@@ -79,7 +80,7 @@ def submit(evidence: tuple[str, ...], policy_paths: tuple[str, ...], engine_name
             "action_id": o.action_id,
             "status": o.action.status if o.action else None,
             "action": o.action.as_dict() if o.action else None,
-            "decision": engine_mod.decision_to_dict(o.decision, policy_set.catalog),
+            "decision": decision_to_dict(o.decision, policy_set.catalog),
         } for o in outcomes])
         return
     if not outcomes:
@@ -92,7 +93,7 @@ def submit(evidence: tuple[str, ...], policy_paths: tuple[str, ...], engine_name
         if o.outcome == "excluded":
             note = "excluded by " + ", ".join(o.decision.suppressed_by)
         elif a is not None:
-            from .runtime_common import action_note
+            from airgate.cli.runtime_common import action_note
 
             note = action_note(a)
         rows.append((o.action_id or "", o.outcome, a.status if a else "",
@@ -166,7 +167,7 @@ def history(statuses: tuple[str, ...], investigation: str | None, action_type: s
 @db_options
 def show(action_id: int, fmt: str, db: str | None, config_path: str | None) -> None:
     """The whole story of one action: evidence, decision, approvals, results, ledger."""
-    from ..render import escape, table
+    from airgate.render import escape, table
 
     story = open_queue(db, config_path).show(action_id)
     if fmt == "json":
@@ -274,7 +275,7 @@ def redo(action_id: int, action_type: str, policy_paths: tuple[str, ...], commen
     """Change an action's type: a new pending action linked to it; the old one is superseded."""
     catalog = None
     if policy_paths:
-        from ..policy import load_policy_set
+        from airgate.policy.loader import load_policy_set
 
         catalog = load_policy_set(list(policy_paths)).catalog
     queue = open_queue(db, config_path)
@@ -288,7 +289,7 @@ def redo(action_id: int, action_type: str, policy_paths: tuple[str, ...], commen
 @db_options
 def investigations(fmt: str, db: str | None, config_path: str | None) -> None:
     """Each investigation with its status derived from its actions (docs/runtime.md)."""
-    from ..render import table
+    from airgate.render import table
 
     rows = open_queue(db, config_path).investigations()
     if fmt == "json":

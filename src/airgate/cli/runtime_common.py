@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ..errors import UsageError
+from airgate.errors import UsageError
 
 if TYPE_CHECKING:
-    from ..queue import Queue
-    from ..records import ActionRecord
+    from airgate.runtime.queue import Queue
+    from airgate.runtime.records import ActionRecord
 
 F = TypeVar("F", bound=Callable[..., Any])
 ENV_ACTOR = "AIRGATE_ACTOR"
@@ -56,10 +56,10 @@ def resolve_actor(actor: str | None) -> str:
 
 def open_queue(db: str | None, config_path: str | None, *, maintain: bool = True) -> Queue:
     """The queue over the chosen store, its lazy expiries and reverts already done."""
-    from ..clock import clock_from_env
-    from ..config import load_config
-    from ..queue import Queue
-    from ..store import ENV_DB, Store
+    from airgate.runtime.clock import clock_from_env
+    from airgate.runtime.config import load_config
+    from airgate.runtime.queue import Queue
+    from airgate.runtime.store import ENV_DB, Store
 
     config = load_config(config_path)
     target = db or os.environ.get(ENV_DB) or config.store
@@ -71,8 +71,8 @@ def open_queue(db: str | None, config_path: str | None, *, maintain: bool = True
 
 def parse_since(text: str | None, now: dt.datetime) -> str | None:
     """``--since``: an ISO 8601 time, or a duration back from now (``24h``, ``7d``)."""
-    from ..clock import format_time, parse_time
-    from ..durations import parse_duration
+    from airgate.policy.durations import parse_duration
+    from airgate.runtime.clock import format_time, parse_time
 
     if text is None:
         return None
@@ -145,7 +145,7 @@ def history_row(a: ActionRecord) -> tuple[object, ...]:
 
 
 def emit_actions(actions: Sequence[ActionRecord], fmt: str, *, history: bool = False) -> None:
-    from ..render import table
+    from airgate.render import table
 
     headers = HISTORY_HEADERS if history else ACTION_HEADERS
     to_row = history_row if history else action_row

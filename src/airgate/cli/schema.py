@@ -6,7 +6,7 @@ from importlib import resources
 
 import click
 
-from ..errors import AirgateError
+from airgate.errors import AirgateError
 
 NAMES = ("policy", "evidence", "decision", "policy-test", "config")
 

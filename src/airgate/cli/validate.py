@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import click
 
-from .. import __version__
-from ..errors import EXIT_FAILED, EXIT_OK
-from ..lint import CODES, validate
-from ..report import FORMATS, render_github, render_json, render_sarif, render_text, summary
+from airgate import __version__
+from airgate.checks.report import (
+    FORMATS,
+    render_github,
+    render_json,
+    render_sarif,
+    render_text,
+    summary,
+)
+from airgate.checks.validate import CODES, validate
+from airgate.errors import EXIT_FAILED, EXIT_OK
 
 
 @click.command()

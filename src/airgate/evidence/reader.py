@@ -1,0 +1,323 @@
+"""Read investigation evidence into Evidence records, from any supported format.
+
+Formats (docs/evidence.md): airgate's native Investigation (YAML or JSON), a
+Microsoft Graph alert (``GET /security/alerts_v2/{id}``), a Graph list
+(``{"value": [alert, ...]}``), and NDJSON streams of either. Evidence is
+attacker-controlled: it stays data, and every way it can be malformed ends in
+an EvidenceError with a location, never a traceback.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import IO, Any, NamedTuple, cast
+
+from airgate.errors import EvidenceError, Finding, InputError, Location
+from airgate.evidence.documents import Where, kind_of, to_evidence
+from airgate.model import Evidence
+from airgate.policy.jsonsrc import DECODER, DuplicateKey, NonFinite, long_number, non_finite
+from airgate.policy.yamlsrc import decode, iter_documents
+
+MAX_DOCUMENT_BYTES = 64 * 1024 * 1024  # a JSON or YAML document (not NDJSON)
+MAX_LINE_BYTES = 4 * 1024 * 1024  # one NDJSON line
+NDJSON_SUFFIXES = (".ndjson", ".jsonl")
+YAML_SUFFIXES = (".yaml", ".yml")
+
+Source = str | os.PathLike[str] | IO[bytes] | IO[str]
+Warn = Callable[[Finding], None]
+
+
+def _ignore(_finding: Finding) -> None:
+    pass
+
+
+def iter_evidence(source: Source, *, on_warning: Warn | None = None) -> Iterator[Evidence]:
+    """Yield the evidence of one source lazily: a path, ``"-"`` for standard input, or a file
+    object (binary or text). NDJSON is read line by line in constant memory."""
+    warn = on_warning or _ignore
+    for stream, name, suffix in _opened(source):
+        yield from _stream(stream, name, suffix, warn)
+
+
+Line = tuple[str, int, bytes]
+"""One NDJSON line, not parsed yet: file name, line number, its bytes."""
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """The items of a whole (not NDJSON) document, and the warnings reading it gave."""
+
+    items: list[Evidence]
+    warnings: list[Finding]
+
+
+Unit = Line | Parsed
+
+
+def iter_units(source: Source) -> Iterator[Unit]:
+    """The evidence of one source as :func:`iter_evidence` reads it, in units that can be
+    parsed elsewhere (another process): NDJSON lines unparsed (:func:`parse_line` parses
+    one), any other document parsed whole. Reading errors are raised where
+    :func:`iter_evidence` raises them; a document that fails part way is first yielded
+    with the items before the failure."""
+    for stream, name, suffix in _opened(source):
+        opened = _open(stream, name, suffix)
+        if opened.text is None:
+            for number, raw in _ndjson_lines(stream, name, opened):
+                yield (name, number, raw)
+            continue
+        items: list[Evidence] = []
+        warnings: list[Finding] = []
+        try:
+            items.extend(_whole(opened.text, name, suffix, warnings.append))
+        except EvidenceError:
+            if items or warnings:
+                yield Parsed(items, warnings)
+            raise
+        yield Parsed(items, warnings)
+
+
+def parse_line(line: Line, *, on_warning: Warn | None = None) -> list[Evidence]:
+    """The evidence items of one NDJSON line from :func:`iter_units`."""
+    name, number, raw = line
+    return _ndjson_line(raw, name, number, on_warning or _ignore)
+
+
+def _opened(source: Source) -> Iterator[tuple[IO[bytes], str, str]]:
+    """One ``(binary stream, name, suffix)`` for a source, open while the caller iterates."""
+    if isinstance(source, (str, os.PathLike)):
+        name = os.fspath(source)
+        if name == "-":
+            yield sys.stdin.buffer, "<stdin>", ""
+            return
+        try:
+            handle = open(name, "rb")  # noqa: SIM115 - closed below, even on error
+        except FileNotFoundError:
+            raise EvidenceError("no such file", Location(name), code="not-found") from None
+        except IsADirectoryError:
+            raise EvidenceError("is a directory", Location(name), code="not-found") from None
+        except OSError as exc:
+            raise EvidenceError(f"cannot read file: {exc.strerror}", Location(name)) from None
+        with handle:
+            yield handle, name, PurePath(name).suffix.lower()
+        return
+    given = getattr(source, "name", None)
+    name = given if isinstance(given, str) else "<stream>"
+    yield _binary(source), name, PurePath(name).suffix.lower()
+
+
+def load_evidence(
+    sources: Source | Iterable[Source], *, on_warning: Warn | None = None
+) -> list[Evidence]:
+    """Every evidence item of one source or of several, in order."""
+    if isinstance(sources, (str, os.PathLike)) or hasattr(sources, "read"):
+        return list(iter_evidence(cast(Source, sources), on_warning=on_warning))
+    out: list[Evidence] = []
+    for source in sources:
+        out.extend(iter_evidence(source, on_warning=on_warning))
+    return out
+
+
+# ---------------------------------------------------------------- reading
+class _TextAsBytes(io.RawIOBase):
+    """A text stream without a binary buffer (io.StringIO), read as UTF-8 bytes."""
+
+    def __init__(self, text: IO[str]):
+        self._text = text
+
+    def readable(self) -> bool:
+        return True
+
+    def readline(self, size: int | None = -1) -> bytes:
+        line = self._text.readline(size if size is not None else -1)
+        return line.encode("utf-8", "surrogatepass")
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._text.read(size if size is not None else -1).encode("utf-8", "surrogatepass")
+
+
+def _binary(source: IO[Any]) -> IO[bytes]:
+    if isinstance(source, io.TextIOBase):
+        buffer = getattr(source, "buffer", None)
+        return buffer if buffer is not None else _TextAsBytes(source)
+    return source
+
+
+def _readline(stream: IO[bytes], name: str, lineno: int) -> bytes:
+    raw = stream.readline(MAX_LINE_BYTES + 1)
+    if len(raw) > MAX_LINE_BYTES:
+        raise EvidenceError(
+            f"line is longer than the limit of {MAX_LINE_BYTES} bytes",
+            Location(name, lineno),
+            code="too-large",
+        )
+    return raw
+
+
+def _stream(stream: IO[bytes], name: str, suffix: str, warn: Warn) -> Iterator[Evidence]:
+    opened = _open(stream, name, suffix)
+    if opened.text is None:
+        yield from _ndjson(stream, name, opened, warn)
+    else:
+        yield from _whole(opened.text, name, suffix, warn)
+
+
+class _Opened(NamedTuple):
+    """What the start of a source showed: NDJSON (``text`` None) or one document."""
+
+    text: str | None
+    lines: tuple[tuple[int, bytes], ...] = ()  # NDJSON lines read while deciding: number, bytes
+    read: int = 0  # how many lines were read (blank ones included)
+
+
+def _open(stream: IO[bytes], name: str, suffix: str) -> _Opened:
+    if suffix in NDJSON_SUFFIXES:
+        return _Opened(None)
+    # Peek at most two non-blank lines: NDJSON when both are JSON objects on a line each.
+    head: list[bytes] = []
+    lines: list[tuple[int, bytes]] = []
+    if suffix not in YAML_SUFFIXES:
+        while len(lines) < 2:
+            raw = stream.readline(MAX_LINE_BYTES + 1)
+            head.append(raw)
+            if not raw or len(raw) > MAX_LINE_BYTES or not raw.endswith(b"\n"):
+                break
+            if raw.isspace():
+                continue
+            lines.append((len(head), raw))
+            if len(lines) == 1 and not _is_json_object_line(raw):
+                break
+            if len(lines) == 2 and not raw.lstrip().startswith(b"{"):
+                break
+        if len(lines) == 2 and lines[1][1].lstrip().startswith(b"{"):
+            return _Opened(None, tuple(lines), len(head))
+    raw = b"".join(head)
+    try:
+        size = os.fstat(stream.fileno()).st_size
+    except (OSError, AttributeError, ValueError):
+        size = 0  # a pipe or an in-memory stream: measured as it is read
+    if size <= MAX_DOCUMENT_BYTES:
+        raw += stream.read(MAX_DOCUMENT_BYTES + 1 - len(raw))
+    if max(size, len(raw)) > MAX_DOCUMENT_BYTES:
+        raise EvidenceError(
+            f"document is larger than the limit of {MAX_DOCUMENT_BYTES} bytes"
+            " (use NDJSON, one investigation or alert per line, for large inputs)",
+            Location(name),
+            code="too-large",
+        )
+    try:
+        return _Opened(decode(raw, name, what="evidence"))
+    except InputError as exc:
+        raise EvidenceError(exc.message, exc.location, code=exc.code) from None
+
+
+def _is_json_object_line(raw: bytes) -> bool:
+    stripped = raw.strip()
+    if stripped.startswith(b"\xef\xbb\xbf"):
+        stripped = stripped[3:]
+    if not (stripped.startswith(b"{") and stripped.endswith(b"}")):
+        return False
+    try:
+        return isinstance(json.loads(stripped), dict)
+    except (ValueError, RecursionError):  # broken, duplicate keys, bad UTF-8, too deep, too
+        return False  # long a number: the whole-document path says which, with its location
+
+
+def _ndjson(stream: IO[bytes], name: str, opened: _Opened, warn: Warn) -> Iterator[Evidence]:
+    for number, raw in _ndjson_lines(stream, name, opened):
+        yield from _ndjson_line(raw, name, number, warn)
+
+
+def _ndjson_lines(stream: IO[bytes], name: str, opened: _Opened) -> Iterator[tuple[int, bytes]]:
+    """The non-blank lines of an NDJSON stream with their numbers, the peeked ones first."""
+    yield from opened.lines
+    lineno = opened.read
+    while True:
+        lineno += 1
+        raw = _readline(stream, name, lineno)
+        if not raw:
+            return
+        if not raw.isspace():
+            yield lineno, raw
+
+
+def _ndjson_line(raw: bytes, name: str, lineno: int, warn: Warn) -> list[Evidence]:
+    if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EvidenceError(
+            f"line is not valid UTF-8 (byte 0x{raw[exc.start]:02x})",
+            Location(name, lineno, exc.start + 1),
+            code="encoding",
+        ) from None
+    try:
+        data = DECODER.decode(text)
+    except json.JSONDecodeError:
+        # Again without the line end, so that "unexpected end" points into the line.
+        try:
+            DECODER.decode(text.rstrip("\r\n"))
+        except json.JSONDecodeError as exc:
+            raise EvidenceError(
+                f"invalid JSON: {exc.msg}", Location(name, lineno, exc.colno), code="json"
+            ) from None
+        raise  # unreachable: the same text cannot parse now
+    except DuplicateKey:
+        raise Where(name, line=lineno, text=text).duplicate() from None
+    except RecursionError:
+        raise EvidenceError(
+            "JSON nesting is too deep", Location(name, lineno), code="too-deep"
+        ) from None
+    except NonFinite:
+        raise non_finite(text, name, lineno) from None
+    except ValueError:  # an integer past Python's digit limit
+        raise long_number(text, name, lineno) from None
+    where = Where(name, line=lineno, text=text)
+    if type(data) is not dict:
+        raise EvidenceError(
+            f"expected a JSON object on each line, got {kind_of(data)}",
+            where.exact(()),
+            code="shape",
+        )
+    return to_evidence(data, where, warn)
+
+
+def _whole(text: str, name: str, suffix: str, warn: Warn) -> Iterator[Evidence]:
+    if suffix not in YAML_SUFFIXES and text.lstrip()[:1] in ("{", "["):
+        try:
+            data = DECODER.decode(text)
+        except json.JSONDecodeError as exc:
+            raise EvidenceError(
+                f"invalid JSON: {exc.msg}", Location(name, exc.lineno, exc.colno), code="json"
+            ) from None
+        except DuplicateKey:
+            raise Where(name, text=text).duplicate() from None
+        except RecursionError:
+            raise EvidenceError(
+                "JSON nesting is too deep", Location(name), code="too-deep"
+            ) from None
+        except NonFinite:
+            raise non_finite(text, name) from None
+        except ValueError:  # an integer past Python's digit limit
+            raise long_number(text, name) from None
+        yield from to_evidence(data, Where(name, text=text), warn)
+        return
+    documents = 0
+    try:
+        for doc in iter_documents(text, name):
+            documents += 1
+            yield from to_evidence(doc.data, Where(name, doc=doc), warn)
+    except InputError as exc:
+        raise EvidenceError(exc.message, exc.location, code=exc.code) from None
+    if not documents:
+        # Only null or empty documents: a file that says nothing is a mistake, not
+        # "no threats found".
+        raise EvidenceError("file holds no evidence document (only null or empty ones)",
+                            Location(name, 1, 1), code="empty")

@@ -1,0 +1,95 @@
+"""One injectable clock for the runtime: real UTC time, or a fixed clock tests can move.
+
+Every timestamp the queue and the ledger write comes from a ``Clock``, so a test
+can pass a week (expiry), an hour (deduplication) or a day (timed revert) in a
+line. The CLI reads ``AIRGATE_NOW`` (ISO 8601, e.g. ``2024-05-01T12:00:00Z``)
+and, when it is set, runs on that fixed time: for tests and demos only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Protocol
+
+from airgate.errors import UsageError
+
+UTC = dt.UTC
+ENV_NOW = "AIRGATE_NOW"
+
+
+class Clock(Protocol):
+    def now(self) -> dt.datetime:
+        """The current time, timezone-aware, in UTC."""
+        ...
+
+
+class SystemClock:
+    """The real time."""
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(UTC)
+
+
+class FixedClock:
+    """A clock that stands still until told to move."""
+
+    def __init__(self, at: dt.datetime | str) -> None:
+        self._now = parse_time(at) if isinstance(at, str) else _aware(at)
+
+    def now(self) -> dt.datetime:
+        return self._now
+
+    def set(self, at: dt.datetime | str) -> None:
+        self._now = parse_time(at) if isinstance(at, str) else _aware(at)
+
+    def advance(self, seconds: float = 0, **delta: float) -> dt.datetime:
+        """Move forward by ``seconds`` (or ``hours=``, ``days=``...); returns the new time."""
+        self._now += dt.timedelta(seconds=seconds, **delta)
+        return self._now
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    # A naive datetime is taken as UTC: the runtime never uses local time.
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def parse_time(text: str) -> dt.datetime:
+    """Parse an ISO 8601 time (``Z`` allowed; a bare date means midnight UTC)."""
+    raw = text.strip()
+    try:
+        if len(raw) == 10:
+            value = dt.datetime.combine(dt.date.fromisoformat(raw), dt.time())
+        else:
+            value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"malformed time {text!r}: write ISO 8601, like 2024-05-01T12:00:00Z"
+        ) from None
+    return _aware(value)
+
+
+def format_time(value: dt.datetime) -> str:
+    """The one stored spelling of a time: fixed width, UTC, microseconds, so text sorts as time."""
+    return _aware(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def time_after(moment: dt.datetime, seconds: int) -> str:
+    """The stored spelling of ``seconds`` after ``moment``."""
+    return format_time(moment + dt.timedelta(seconds=seconds))
+
+
+def parse_stored_time(text: str) -> dt.datetime:
+    """The inverse of :func:`format_time`."""
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def clock_from_env(environ: dict[str, str] | None = None) -> Clock:
+    """``FixedClock(AIRGATE_NOW)`` when that variable is set, else the system clock."""
+    env = os.environ if environ is None else environ
+    value = env.get(ENV_NOW, "").strip()
+    if value:
+        return FixedClock(parse_time(value))
+    return SystemClock()

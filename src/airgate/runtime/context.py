@@ -1,0 +1,147 @@
+"""What every queue operation works with: the store, config, clock, catalog and
+executors, plus carrying out an action already marked running.
+
+The operations (``submit``, ``approvals``, ``undo``) take a :class:`Runtime`;
+the :class:`~airgate.runtime.queue.Queue` facade is a Runtime that offers them
+as methods. Executors run outside any transaction (a slow program must not hold
+the write lock) between a ``started`` entry and a ``completed``/``failed`` one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from airgate.catalog import DEFAULT_CATALOG, Catalog
+from airgate.errors import NotFound, TransitionError
+from airgate.runtime.clock import Clock, SystemClock, format_time, time_after
+from airgate.runtime.config import Config
+from airgate.runtime.executors import ExecRequest, ExecResult, Executor, make_executor
+from airgate.runtime.records import (
+    COMPLETED,
+    FAILED,
+    RUNNING,
+    UNDONE,
+    ActionRecord,
+    LedgerEvent,
+)
+
+if TYPE_CHECKING:
+    from airgate.runtime.store import Store, Tx
+
+
+class Runtime:
+    """The store, config, clock, catalog and executors one queue works with, and how a
+    running action is carried out. ``executors`` overrides the configured ones (tests)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        config: Config | None = None,
+        clock: Clock | None = None,
+        catalog: Catalog = DEFAULT_CATALOG,
+        executors: Mapping[str, Executor] | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config or Config()
+        self.clock: Clock = clock or SystemClock()
+        self.catalog = catalog
+        self._executors = dict(executors or {})
+
+    # ------------------------------------------------------------ helpers
+    def now(self) -> dt.datetime:
+        return self.clock.now()
+
+    def executor_for(self, action_type: str) -> Executor:
+        found = self._executors.get(action_type) or self._executors.get("default")
+        if found is not None:
+            return found
+        return make_executor(self.config.executor_for(action_type), self.store, self.clock)
+
+    def timeout_of(self, action_type: str) -> float:
+        found = self._executors.get(action_type) or self._executors.get("default")
+        timeout = getattr(found, "timeout", None)
+        if isinstance(timeout, int | float):
+            return float(timeout)
+        return float(self.config.executor_for(action_type).timeout)
+
+    @staticmethod
+    def change(tx: Tx, action: ActionRecord, changes: Mapping[str, Any]) -> None:
+        """Write ``changes`` if nobody changed the action since it was read."""
+        if not tx.update_action(action.id, action.version, changes):
+            raise TransitionError(f"action {action.id} changed while this command ran: try again")
+
+    @staticmethod
+    def start_changes(action: ActionRecord, operation: str, at: str) -> dict[str, Any]:
+        # A key per run: a retried undo after a failed one is a new run, a reconciled run is not.
+        key = f"airgate:{action.id}:{operation}:{action.version + 1}"
+        return {"status": RUNNING, "operation": operation, "run_key": key, "started_at": at,
+                "updated_at": at}
+
+    def load(self, tx: Tx, ids: Iterable[int]) -> list[ActionRecord]:
+        ids = list(dict.fromkeys(ids))
+        found = tx.get_actions(ids)
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise NotFound(f"no action {', '.join(map(str, missing))}")
+        return [found[i] for i in ids]
+
+    # ------------------------------------------------------------ running
+    def execute(self, actions: Iterable[ActionRecord], *, actor: str, reconcile: bool = False,
+                event_done: str | None = None) -> list[ActionRecord]:
+        """Run the executor for actions already marked running; record how it ended."""
+        done: list[ActionRecord] = []
+        for action in actions:
+            request = ExecRequest(
+                operation=action.operation or "apply",
+                action={"id": action.id, "action_type": action.action_type,
+                        "investigation": action.investigation, "rules": list(action.rules),
+                        "source": action.source,
+                        "undo_action": (action.undo or {}).get("action")},
+                entity={"type": action.entity_type, "key": action.entity_key,
+                        "name": action.entity_name, "hash": action.entity_hash},
+                idempotency_key=action.run_key or "",
+                reconcile=reconcile,
+            )
+            executor = self.executor_for(action.action_type)
+            try:
+                result = executor.run(request)
+            except Exception as exc:  # an executor bug must not leave the action running
+                result = ExecResult(False, None, f"executor error: {exc}", executor.name)
+            done.append(self._finish(action, result, actor=actor, reconcile=reconcile,
+                                     event_done=event_done))
+        return done
+
+    def _finish(self, action: ActionRecord, result: ExecResult, *, actor: str, reconcile: bool,
+                event_done: str | None) -> ActionRecord:
+        now = self.now()
+        at = format_time(now)
+        undo = action.operation == "undo"
+        details: dict[str, Any] = {"operation": action.operation, "result": result.as_dict(),
+                                   "idempotency_key": action.run_key}
+        if reconcile:
+            details["reconciled"] = True
+        if result.ok:
+            target, event = (UNDONE, event_done or "undone") if undo else (COMPLETED, "completed")
+            changes: dict[str, Any] = {"status": target, "result": result.output, "error": None}
+            if not undo and action.revert_after and action.undoable:
+                changes["revert_at"] = time_after(now, action.revert_after)
+            if undo:
+                changes["revert_at"] = None
+        else:
+            # A failed undo leaves the effect in place: the action stays completed.
+            target, event = (COMPLETED, "failed") if undo else (FAILED, "failed")
+            changes = {"status": target, "error": result.message}
+        changes["updated_at"] = at
+        with self.store.write() as tx:
+            current = tx.get_action(action.id)
+            if current is None or current.status != RUNNING or current.run_key != action.run_key:
+                return current or action  # someone else (a reconciling tick) finished it
+            self.change(tx, current, changes)
+            tx.log(LedgerEvent(event, actor, action.id, RUNNING, target,
+                               None if result.ok else result.message, details), at)
+            final = tx.get_action(action.id)
+        assert final is not None
+        return final

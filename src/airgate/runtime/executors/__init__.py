@@ -1,0 +1,32 @@
+"""Executors carry approved actions out, and undo them: one module per executor type.
+
+Every executor takes an ``ExecRequest`` and answers an ``ExecResult``
+(``base.py``); none raises for a failure of the action itself, and each is
+idempotent on the request's ``idempotency_key``, which is what lets a run whose
+process died be finished without acting twice. ``record`` (``record.py``)
+has no external effect; ``command`` (``command.py``) runs a configured
+program. A new executor type is a module here plus a line in
+``make_executor``, and its config shape in ``runtime/config.py``.
+
+May use: the runtime's records, clock and config. Never the queue or the store.
+"""
+
+from __future__ import annotations
+
+from airgate.runtime.clock import Clock
+from airgate.runtime.config import ExecutorConfig
+from airgate.runtime.executors.base import ExecRequest, ExecResult, Executor, RecordStore
+from airgate.runtime.executors.command import CommandExecutor
+from airgate.runtime.executors.record import RecordExecutor
+
+
+def make_executor(
+    config: ExecutorConfig, records: RecordStore, clock: Clock | None = None
+) -> Executor:
+    if config.type == "command":
+        return CommandExecutor(config.argv, config.timeout)
+    return RecordExecutor(records, clock)
+
+
+__all__ = ["CommandExecutor", "ExecRequest", "ExecResult", "Executor", "RecordExecutor",
+           "RecordStore", "make_executor"]

@@ -1,0 +1,68 @@
+"""What every executor shares: the request it is given, the result it answers, its protocol.
+
+Both take an ``ExecRequest`` and answer an ``ExecResult``; neither raises for a
+failure of the action itself. Both are idempotent on the request's
+``idempotency_key``, which is what lets ``tick`` finish an action whose process
+died mid-run without carrying it out twice:
+
+- ``record`` keeps one row per key in the store; asked again, it returns that row.
+- ``command`` programs receive the key on stdin and must treat a second request
+  with a key they have already seen as "report what you did", not "do it again".
+  A reconciling request carries ``"reconcile": true``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ExecRequest:
+    operation: str  # apply | undo
+    action: Mapping[str, Any]
+    entity: Mapping[str, Any]
+    idempotency_key: str
+    reconcile: bool = False
+
+    def as_json(self) -> str:
+        return json.dumps({
+            "operation": self.operation,
+            "action": dict(self.action),
+            "entity": dict(self.entity),
+            "idempotency_key": self.idempotency_key,
+            "reconcile": self.reconcile,
+        }, sort_keys=True, ensure_ascii=False, default=str)
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    ok: bool
+    output: Any = None
+    message: str = ""
+    executor: str = "record"
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "executor": self.executor, "output": self.output,
+                "message": self.message}
+
+
+class Executor(Protocol):
+    name: str
+
+    def run(self, request: ExecRequest) -> ExecResult:
+        """Carry out (or undo) the action; never raise for the action's own failure."""
+        ...
+
+
+class RecordStore(Protocol):
+    """What the record executor needs from the store (a transaction per call)."""
+
+    def record_once(self, key: str, action_id: int, operation: str, at: str,
+                    result: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Keep ``result`` under ``key`` unless a result is there already; return the kept
+        result and whether it was new."""
+        ...

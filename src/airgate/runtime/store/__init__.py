@@ -1,0 +1,15 @@
+"""The store: the one place airgate talks SQL (SQLAlchemy Core over SQLite and PostgreSQL).
+
+``database.py`` opens a store and hands out transactions, ``tx.py`` is what a
+transaction can read and write, ``schema.py`` holds the tables and their
+versioned migrations. Importing this package loads SQLAlchemy.
+
+May use: the runtime's records, clock and ledger hashing. Never the queue.
+"""
+
+from __future__ import annotations
+
+from airgate.runtime.store.database import DEFAULT_DB, ENV_DB, Store, resolve_url
+from airgate.runtime.store.tx import Tx
+
+__all__ = ["DEFAULT_DB", "ENV_DB", "Store", "Tx", "resolve_url"]

@@ -1,0 +1,233 @@
+"""Submit: decisions into the queue, in batches (one transaction, a few bulk inserts).
+
+A decision on an entity and action type already pending is merged into that
+action (its evidence attached). Automatic decisions are approved by
+``automation`` in the same transaction and carried out after it commits,
+unless the rule's ``max_automatic_per_hour`` is used up (they then wait for
+approval, saying why) or the same entity and action were approved within the
+dedup window (they are recorded as deduplicated, linked to the first).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airgate.catalog import Catalog
+from airgate.model import Decision
+from airgate.runtime.clock import format_time, time_after
+from airgate.runtime.records import (
+    AUTOMATION,
+    DEDUPLICATED,
+    PENDING,
+    RUNNING,
+    ActionRecord,
+    LedgerEvent,
+)
+
+if TYPE_CHECKING:
+    from airgate.runtime.context import Runtime
+
+BATCH = 5000
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    """What submit did with one decision: created, merged or excluded."""
+
+    outcome: str
+    decision: Decision
+    action_id: int | None = None
+    action: ActionRecord | None = None
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as plain JSON types (what the store keeps)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def entity_hash(fields: Mapping[str, Any]) -> str | None:
+    """The file hash of an entity: quarantine undo may cover every file with it (DOMAIN.md)."""
+    for holder in (fields.get("fileDetails"), fields.get("imageFile"), fields):
+        if isinstance(holder, Mapping):
+            for name in ("sha256", "sha1", "md5"):
+                value = holder.get(name)
+                if isinstance(value, str) and value:
+                    return value.lower()
+    return None
+
+
+def evidence_data(decision: Decision) -> dict[str, Any]:
+    ev = decision.evidence
+    if ev is None:
+        return {"investigation": decision.investigation, "entity_type": decision.entity.type,
+                "key": decision.entity.key, "name": decision.entity.name}
+    data = {f.name: getattr(ev, f.name) for f in dataclasses.fields(ev) if f.name != "location"}
+    data["fields"] = dict(ev.fields)
+    return dict(json_safe(data))
+
+
+def approval_dict(decision: Decision) -> dict[str, Any]:
+    a = decision.approval
+    return {"required": a.required, "roles": list(a.roles), "quorum": a.quorum,
+            "expires_after": a.expires_after, "require_comment": a.require_comment,
+            "dedup_window": a.dedup_window}
+
+
+def enqueue(
+    queue: Runtime, decisions: list[Decision], *, actor: str, catalog: Catalog
+) -> list[SubmitOutcome]:
+    outcomes: list[SubmitOutcome] = []
+    to_run: list[ActionRecord] = []
+    for start in range(0, len(decisions), BATCH):
+        batch = decisions[start:start + BATCH]
+        done, started = _enqueue_batch(queue, batch, actor=actor, catalog=catalog)
+        outcomes.extend(done)
+        to_run.extend(started)
+    if not to_run:
+        # The records were built from the rows as written: no second read of the batch.
+        return outcomes
+    ran = {a.id: a for a in queue.execute(to_run, actor=AUTOMATION)}
+    return [dataclasses.replace(o, action=ran[o.action_id])
+            if o.action_id in ran and o.outcome == "created" else o for o in outcomes]
+
+
+def _enqueue_batch(
+    queue: Runtime, batch: list[Decision], *, actor: str, catalog: Catalog
+) -> tuple[list[SubmitOutcome], list[ActionRecord]]:
+    now = queue.now()
+    at = format_time(now)
+    hour_ago = format_time(now - dt.timedelta(hours=1))
+    outcomes: list[SubmitOutcome] = []
+    rows: list[dict[str, Any]] = []
+    evidence_rows: list[dict[str, Any]] = []
+    investigations: Counter[str] = Counter()
+    with queue.store.write() as tx:
+        active = [d for d in batch if not d.suppressed_by]
+        pending = tx.pending_for({(d.entity.key, d.action) for d in active})
+        # Within the batch: (entity key, action) -> the row created for it.
+        made: dict[tuple[str, str], dict[str, Any]] = {}
+        automatic_used: Counter[str] = Counter()
+        next_id = tx.next_action_id()
+        expiry: dict[int, str] = {}  # expires_after -> expiry time, computed once per batch
+        for d in batch:
+            investigations[d.investigation] += 1
+            if d.suppressed_by:
+                outcomes.append(SubmitOutcome("excluded", d))
+                continue
+            pair = (d.entity.key, d.action)
+            data = evidence_data(d)
+            target: ActionRecord | dict[str, Any] | None = pending.get(pair)
+            if target is None and pair in made and made[pair]["status"] == PENDING:
+                target = made[pair]
+            if target is not None:
+                target_id = target.id if isinstance(target, ActionRecord) else target["id"]
+                evidence_rows.append({"action_id": target_id, "investigation": d.investigation,
+                                      "added_at": at, "submitted_by": actor, "data": data})
+                tx.log(LedgerEvent("merged", actor, target_id, PENDING, PENDING, None,
+                                   {"investigation": d.investigation, "rules": list(d.rules)}),
+                       at)
+                outcomes.append(SubmitOutcome("merged", d, target_id))
+                continue
+            after = d.approval.expires_after
+            if after not in expiry:
+                expiry[after] = time_after(now, after)
+            row = _new_row(d, next_id, at, actor, catalog, data, expiry[after])
+            next_id += 1
+            then: list[LedgerEvent] = []
+            if not d.approval.required:
+                then = _automatic(tx, d, row, pair, made, automatic_used, hour_ago, now, at)
+            tx.log(LedgerEvent("created", actor, row["id"], None, PENDING, row["reason"],
+                               {"rules": list(d.rules), "approval": row["approval"],
+                                "investigation": d.investigation}), at)
+            for event in then:
+                tx.log(event, at)
+            rows.append(row)
+            made.setdefault(pair, row)
+            evidence_rows.append({"action_id": row["id"], "investigation": d.investigation,
+                                  "added_at": at, "submitted_by": actor, "data": data})
+            outcomes.append(SubmitOutcome("created", d, row["id"]))
+        tx.insert_actions(rows)
+        tx.insert_evidence(evidence_rows)
+        tx.note_investigations(investigations, at)
+    # What was written is what the records say: built here instead of read back.
+    records = {row["id"]: _record(row) for row in rows}
+    records.update((a.id, a) for a in pending.values())
+    done = [dataclasses.replace(o, action=records[o.action_id])
+            if o.action_id is not None else o for o in outcomes]
+    started = [records[row["id"]] for row in rows if row["status"] == RUNNING]
+    return done, started
+
+
+def _record(row: dict[str, Any]) -> ActionRecord:
+    fields = {k: v for k, v in row.items() if k != "primary_rule"}
+    return ActionRecord(**{**fields, "rules": tuple(row["rules"]),
+                           "reasons": tuple(row["reasons"])})
+
+
+def _new_row(d: Decision, action_id: int, at: str, actor: str, catalog: Catalog,
+             data: dict[str, Any], expires_at: str) -> dict[str, Any]:
+    spec = catalog.get(d.action)
+    undo = None
+    if spec is not None and spec.undo is not None:
+        undo = {"action": spec.undo.action, "display_name": spec.undo.display_name,
+                "bulk_by_hash": spec.undo.bulk_by_hash, "requires_role": spec.undo.requires_role}
+    fields = data.get("fields") or {}
+    return {
+        "id": action_id, "investigation": d.investigation, "entity_type": d.entity.type,
+        "entity_key": d.entity.key, "entity_name": d.entity.name,
+        "entity_hash": entity_hash(fields) if isinstance(fields, dict) else None,
+        "action_type": d.action, "status": PENDING, "version": 1,
+        "source": d.evidence.action_source if d.evidence else "automatedInvestigation",
+        "rules": list(d.rules), "approval": approval_dict(d), "reasons": list(d.reasons),
+        "undo": undo, "revert_after": d.revert_after, "revert_at": None,
+        "max_automatic_per_hour": d.max_automatic_per_hour,
+        "created_at": at, "updated_at": at, "submitted_by": actor,
+        "expires_at": expires_at, "approved_at": None,
+        "decided_by": None, "decided_at": None, "reason": None, "link_id": None,
+        "superseded_by": None, "operation": None, "run_key": None, "started_at": None,
+        "result": None, "error": None,
+    }
+
+
+def _automatic(tx: Any, d: Decision, row: dict[str, Any],
+               pair: tuple[str, str], made: dict[tuple[str, str], dict[str, Any]],
+               used: Counter[str], hour_ago: str, now: dt.datetime,
+               at: str) -> list[LedgerEvent]:
+    """Approve ``row`` as automation, or leave it pending (cap) or deduplicate it; returns
+    the ledger events that follow its ``created`` entry."""
+    rule = d.rules[0] if d.rules else ""
+    cap = d.max_automatic_per_hour
+    if cap is not None:
+        count = tx.count_automatic(rule, hour_ago) + used[rule]
+        if count >= cap:
+            row["reason"] = (f"automatic execution held for approval: rule {rule} already ran"
+                             f" {count} automatic actions in the last hour"
+                             f" (max_automatic_per_hour: {cap})")
+            row["approval"] = {**row["approval"], "required": True, "capped": True}
+            return []
+    window = format_time(now - dt.timedelta(seconds=d.approval.dedup_window))
+    first = tx.recent_approval(d.entity.key, d.action, window)
+    in_batch = made.get(pair)
+    first_id = first.id if first is not None else (
+        in_batch["id"] if in_batch is not None and in_batch["approved_at"] is not None else None)
+    row.update({"approved_at": at, "decided_by": AUTOMATION, "decided_at": at,
+                "expires_at": None})
+    events = [LedgerEvent("approved", AUTOMATION, row["id"], PENDING, "approved", None,
+                          {"automatic": True})]
+    if first_id is not None:
+        row.update({"status": DEDUPLICATED, "link_id": first_id})
+        events.append(LedgerEvent("deduplicated", AUTOMATION, row["id"], "approved",
+                                  DEDUPLICATED, None, {"duplicate_of": first_id}))
+        return events
+    used[rule] += 1
+    key = f"airgate:{row['id']}:apply:1"
+    row.update({"status": RUNNING, "operation": "apply", "run_key": key, "started_at": at})
+    events.append(LedgerEvent("started", AUTOMATION, row["id"], "approved", RUNNING, None,
+                              {"operation": "apply", "idempotency_key": key}))
+    return events

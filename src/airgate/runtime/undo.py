@@ -1,0 +1,172 @@
+"""Undo, redo (change the action type) and timed reverts of completed actions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from airgate.catalog import GLOBAL_ADMIN, Catalog
+from airgate.errors import PermissionDenied, TransitionError, UsageError
+from airgate.runtime.clock import format_time, parse_stored_time, time_after
+from airgate.runtime.guards import check_actor, refuse, role_problem, same_type
+from airgate.runtime.records import (
+    AUTOMATION,
+    COMPLETED,
+    EXPIRED,
+    FAILED,
+    PENDING,
+    REJECTED,
+    RUNNING,
+    SUPERSEDED,
+    UNDONE,
+    ActionRecord,
+    LedgerEvent,
+)
+
+if TYPE_CHECKING:
+    from airgate.runtime.context import Runtime
+    from airgate.runtime.store import Tx
+
+REDO_FROM = (COMPLETED, UNDONE, FAILED, REJECTED, EXPIRED)
+
+
+def undo(queue: Runtime, ids: Iterable[int], *, actor: str, comment: str | None = None,
+         all_instances: bool = False) -> list[ActionRecord]:
+    """Undo completed, undoable actions through their executor (operation ``undo``).
+
+    ``all_instances``: for an action whose undo covers every instance of a file
+    (quarantine), also undo every other completed action of that type on the same hash.
+    """
+    check_actor(actor)
+    at = format_time(queue.now())
+    denied: PermissionDenied | None = None
+    with queue.store.write() as tx:
+        actions = queue.load(tx, ids)
+        same_type(actions, "undo")
+        if all_instances:
+            actions = _with_instances(tx, actions)
+        for a in actions:
+            _check_undoable(a)
+        refusals = []
+        for a in actions:
+            why = role_problem(queue, actor, a.approval.get("roles", ()),
+                               f"undoing {a.action_type}")
+            needed = (a.undo or {}).get("requires_role")
+            if why is None and needed:
+                why = role_problem(queue, actor, (needed,), f"undoing {a.action_type}")
+            if why:
+                refusals.append((a, why))
+        if refusals:
+            denied = refuse(queue, tx, refusals, actor, "undo", at)
+        else:
+            _start_undo(queue, tx, actions, actor, comment, at)
+    if denied is not None:
+        raise denied
+    return _run(queue, [a.id for a in actions], actor, None)
+
+
+def _with_instances(tx: Tx, actions: list[ActionRecord]) -> list[ActionRecord]:
+    out = {a.id: a for a in actions}
+    for a in actions:
+        if a.entity_hash and (a.undo or {}).get("bulk_by_hash"):
+            for other in tx.same_hash(a.entity_hash, COMPLETED):
+                if other.action_type == a.action_type:
+                    out.setdefault(other.id, other)
+    return list(out.values())
+
+
+def _check_undoable(a: ActionRecord) -> None:
+    if not a.undoable:
+        raise TransitionError(f"cannot undo action {a.id}: {a.action_type} has no undo")
+    if a.status != COMPLETED:
+        raise TransitionError(
+            f"cannot undo action {a.id} ({a.action_type} on {a.entity_name}): it is {a.status}")
+
+
+def _start_undo(queue: Runtime, tx: Tx, actions: list[ActionRecord], actor: str,
+                comment: str | None, at: str) -> None:
+    for a in actions:
+        start = queue.start_changes(a, "undo", at)
+        queue.change(tx, a, start)
+        tx.log(LedgerEvent("started", actor, a.id, COMPLETED, RUNNING, comment,
+                           {"operation": "undo", "idempotency_key": start["run_key"]}), at)
+
+
+def _run(queue: Runtime, ids: list[int], actor: str, event: str | None) -> list[ActionRecord]:
+    with queue.store.read() as tx:
+        running = tx.get_actions(ids)
+    return queue.execute([running[i] for i in ids], actor=actor, event_done=event)
+
+
+def revert_due(queue: Runtime) -> list[int]:
+    """Undo, as ``automation``, completed actions whose ``revert_after`` has passed."""
+    at = format_time(queue.now())
+    with queue.store.read() as tx:
+        if not tx.due("revert_at", COMPLETED, at, limit=1):
+            return []
+    with queue.store.write() as tx:
+        due = [a for a in tx.due("revert_at", COMPLETED, at, limit=1000) if a.undoable]
+        _start_undo(queue, tx, due, AUTOMATION, "revert_after elapsed", at)
+    return [a.id for a in _run(queue, [a.id for a in due], AUTOMATION, "reverted")]
+
+
+def redo(queue: Runtime, action_id: int, *, action_type: str, actor: str,
+         comment: str | None = None, catalog: Catalog | None = None) -> ActionRecord:
+    """Change the action type: a new pending action linked to the old, which is superseded.
+
+    The new action is a person's manual response, so it always waits for approval by
+    the new type's approver role (global-admin may always approve), keeping the old
+    action's quorum, expiry, comment and dedup settings; its author cannot approve it.
+    """
+    check_actor(actor)
+    catalog = catalog or queue.catalog
+    spec = catalog.get(action_type)
+    if spec is None:
+        raise UsageError(f"unknown action type {action_type!r} (see airgate actions-catalog)")
+    now = queue.now()
+    at = format_time(now)
+    with queue.store.write() as tx:
+        old = queue.load(tx, [action_id])[0]
+        if old.status not in REDO_FROM:
+            raise TransitionError(
+                f"cannot redo action {old.id}: it is {old.status}; redo changes an action that"
+                f" is {', '.join(REDO_FROM)}")
+        if action_type == old.action_type:
+            raise UsageError(f"action {old.id} already is {action_type}: name another type")
+        if spec.targets and old.entity_type not in spec.targets:
+            raise UsageError(f"{action_type} does not apply to a {old.entity_type}"
+                             f" (it targets {', '.join(sorted(spec.targets))})")
+        new_id = tx.next_action_id()
+        approval = {**old.approval, "required": True, "roles": [spec.approver_role]}
+        approval.pop("capped", None)
+        undo_spec = None if spec.undo is None else {
+            "action": spec.undo.action, "display_name": spec.undo.display_name,
+            "bulk_by_hash": spec.undo.bulk_by_hash, "requires_role": spec.undo.requires_role}
+        row = {
+            **{k: getattr(old, k) for k in ("investigation", "entity_type", "entity_key",
+                                            "entity_name", "entity_hash", "rules")},
+            "id": new_id, "action_type": action_type, "status": PENDING, "version": 1,
+            "source": "manual", "approval": approval,
+            "reasons": [f"changed from {old.action_type} (action {old.id}) by {actor}"],
+            "undo": undo_spec, "revert_after": None, "max_automatic_per_hour": None,
+            "created_at": at, "updated_at": at, "submitted_by": actor,
+            "expires_at": time_after(parse_stored_time(at),
+                                     int(approval.get("expires_after", 604800))),
+            "link_id": old.id,
+        }
+        tx.insert_actions([row])
+        tx.insert_evidence([
+            {"action_id": new_id, "investigation": e["investigation"], "added_at": at,
+             "submitted_by": actor, "data": e["data"]} for e in tx.evidence_for(old.id)])
+        queue.change(tx, old, {"status": SUPERSEDED, "superseded_by": new_id, "updated_at": at})
+        tx.log(LedgerEvent("superseded", actor, old.id, old.status, SUPERSEDED, comment,
+                           {"superseded_by": new_id, "action_type": action_type}), at)
+        tx.log(LedgerEvent("created", actor, new_id, None, PENDING, comment,
+                           {"redo_of": old.id, "rules": list(old.rules), "approval": approval,
+                            "investigation": old.investigation}), at)
+        created = tx.get_action(new_id)
+    assert created is not None
+    return created
+
+
+__all__ = ["undo", "redo", "revert_due", "GLOBAL_ADMIN"]
