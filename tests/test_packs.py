@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -78,3 +80,66 @@ def test_pack_suites_pass_with_full_coverage(engine: str) -> None:
     assert "0 failed" in result.stdout
     assert re.search(r"^rule coverage: (\d+)/\1 \(100\.0%\)$", result.stdout, re.MULTILINE)
     assert result.stderr == ""
+
+
+# ---------------------------------------------------------------- real-tenant cases (issue 13)
+ENDPOINT_ALERT = ROOT / "tests" / "data" / "evidence" / "graph-endpoint-alert.json"
+
+
+def evaluate_json(*args: str) -> dict[str, Any]:
+    result = CliRunner().invoke(main, ["evaluate", *args, "--policy", str(POLICIES),
+                                       "--format", "json"])
+    assert result.exit_code == 0, result.stdout + result.stderr
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+def test_an_endpoint_alert_gets_device_actions_only() -> None:
+    # powershell.exe in System32, the local account WS-17\adminlocal, a URL and an IP
+    # that Defender for Endpoint saw: the device is scanned and the process killed;
+    # the OS binary is not quarantined, the local account gets no Entra ID action,
+    # and the URL no email action.
+    decisions = evaluate_json(str(ENDPOINT_ALERT))["decisions"]
+    acting = sorted((d["entity"]["type"], d["action"]) for d in decisions if not d["excluded"])
+    assert acting == [
+        ("device", "collect_investigation_package"), ("device", "run_antivirus_scan"),
+        ("process", "kill_process"),
+    ]
+    [suppressed] = [d for d in decisions if d["excluded"]]
+    assert (suppressed["action"], suppressed["suppressed_by"]) == (
+        "stop_and_quarantine_file", ["endpoint.never-quarantine-os-binaries"])
+
+
+def test_explain_lists_no_email_rule_as_nearest_for_an_ip() -> None:
+    unmatched = evaluate_json(str(ENDPOINT_ALERT), "--explain")["no_decision"]
+    nearest = {u["entity"]["type"]: [t["rule"] for t in u["nearest"]] for u in unmatched}
+    assert nearest["ip"] == []
+    assert nearest["url"] == ["email.block-url"]
+    assert all(rule.startswith("identity.") for rule in nearest["user"])
+
+
+@pytest.mark.parametrize(("path", "quarantined"), [
+    ("C:\\Windows\\System32", False),
+    ("c:\\windows\\syswow64\\", False),
+    ("\\\\?\\C:\\Windows\\WinSxS\\amd64_microsoft-windows-x", False),
+    ("\\Device\\HarddiskVolume3\\Windows\\System32\\drivers", False),
+    ("%SystemRoot%\\System32", False),
+    ("/usr/bin", False),
+    ("/sbin", False),
+    ("/System/Library/CoreServices", False),
+    ("C:\\Windows\\Temp", True),
+    ("C:\\Users\\ann\\System32", True),
+    ("C:\\Windows\\System32evil", True),
+    ("/usr/local/bin", True),
+    ("/home/ann/bin", True),
+])
+def test_os_folders_are_never_quarantined(tmp_path: Path, path: str, quarantined: bool) -> None:
+    evidence = tmp_path / "file.json"
+    evidence.write_text(json.dumps({
+        "apiVersion": "airgate/v1", "kind": "Investigation", "id": "inv-os",
+        "evidence": [{"type": "file", "verdict": "malicious", "fields": {
+            "mdeDeviceId": "d1", "fileDetails": {"fileName": "x.exe", "filePath": path,
+                                                 "sha256": "ab"}}}]}))
+    [decision] = evaluate_json(str(evidence))["decisions"]
+    assert decision["action"] == "quarantine_file"
+    assert decision["excluded"] is not quarantined

@@ -1,8 +1,8 @@
 """Why a decision is what it is: each condition of each rule with the value it saw.
 
-For evidence that got no decision, the nearest rules: those whose verdict and
-entity type admitted the item (their conditions failed), or else the rules that
-differ least from it.
+For evidence that got no decision, the nearest rules among those whose action
+can target its entity type: those whose verdict and entity type admitted the
+item (their conditions failed), or else the rules that differ least from it.
 """
 
 from __future__ import annotations
@@ -88,8 +88,14 @@ def explain_decision(compiled: CompiledPolicy, decision: Decision) -> dict[str, 
 
 def nearest_rules(compiled: CompiledPolicy, ev: Evidence,
                   limit: int = NEAREST_LIMIT) -> list[RuleTrace]:
-    """The action rules closest to matching an item that none matched."""
-    traces = [trace_rule(c.rule, ev, c.entity_types) for c in compiled.rules]
+    """The action rules closest to matching an item that none matched.
+
+    Only rules whose action can target the item's entity type: a rule whose
+    action cannot (an email action for an IP address) is no nearer for having
+    no conditions, and would only be noise. None such: an empty list.
+    """
+    traces = [trace_rule(c.rule, ev, c.entity_types) for c in compiled.rules
+              if ev.entity_type in c.spec.targets]
     admitted = [t for t in traces if t.verdict_ok and t.entity_ok]
     if admitted:
         return admitted[:limit]
@@ -149,7 +155,8 @@ def unmatched_text(unmatched: dict[str, Any], indent: str = "  ") -> list[str]:
              f" ({escape(unmatched['verdict'])}) in investigation"
              f" {escape(unmatched['investigation'])}; nearest rules:"]
     if not unmatched["nearest"]:
-        lines.append(f"{indent}(the policy set has no action rules)")
+        lines.append(f"{indent}(no action rule of the policy set can act on entity type"
+                     f" {escape(entity['type'])})")
     for trace in unmatched["nearest"]:
         lines.extend(_trace_lines(trace, indent))
     return lines

@@ -5,7 +5,9 @@
 - ``documents.py``: what kind a parsed document is and how it becomes items;
 - ``native.py``: airgate's own ``kind: Investigation`` documents;
 - ``graph.py``: Microsoft Graph security alerts (v2) and lists of them, and
-  every entity type's identity key (what the queue deduplicates on).
+  every entity type's identity key (what the queue deduplicates on);
+- ``context.py``: the fields an item learns from its alert or investigation
+  (where a URL came from, the device of a local account).
 
 A new evidence format is a module here that turns a parsed document into
 ``Evidence`` items, plus its case in ``documents.kind_of``.

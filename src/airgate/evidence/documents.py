@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from airgate.errors import EvidenceError, Finding, Location, format_json_path
-from airgate.evidence import graph
+from airgate.evidence import context, graph
 from airgate.evidence.native import NativeChecker
 from airgate.model import Evidence, normalize_verdict
 from airgate.policy.jsonsrc import positions
@@ -139,6 +139,7 @@ def _native(data: dict[str, Any], where: Where) -> list[Evidence]:
     investigation: str = data["id"]
     source: str = data.get("source", "automatedInvestigation")
     items = data["evidence"]
+    context.annotate([(item["type"], item["fields"]) for item in items])
     groups = graph.device_groups([(item["type"], item["fields"]) for item in items])
     out: list[Evidence] = []
     for index, item in enumerate(items):
@@ -213,6 +214,7 @@ def _alert(alert: Any, base: Path, where: Where, warn: Warn) -> list[Evidence]:
         # The parsed item is ours alone: reuse it as the fields, minus its type marker.
         del item["@odata.type"]
         parsed.append((entity_type, item, verdict, odata))
+    context.annotate([(t, f) for t, f, _, _ in parsed], alert)
     groups = graph.device_groups([(t, f) for t, f, _, _ in parsed])
     out: list[Evidence] = []
     for index, (entity_type, fields, verdict, odata) in enumerate(parsed):

@@ -103,20 +103,45 @@ def _registry_value_key(f: Fields) -> str | None:
     return _at_device(f"{path}:{_text(f.get('registryValueName')) or ''}", f)
 
 
+# Accounts whose SID is unique to one account: domain and machine accounts (S-1-5-21-...)
+# and Entra-joined accounts (S-1-12-1-...). Every other SID (S-1-5-18 LocalSystem,
+# S-1-5-32-544 Administrators, S-1-5-80-... service SIDs) is the same on every host.
+_UNIQUE_SID_PREFIXES = ("s-1-5-21-", "s-1-12-1-")
+# Account "domains" that name no domain: the same account name under them is a
+# different account on every host (lowercased).
+_HOST_SCOPED_DOMAINS = frozenset(
+    {".", "localhost", "nt authority", "builtin", "nt service", "nt virtual machine",
+     "iis apppool", "window manager", "font driver host"}
+)
+
+
+def entra_identity(account: Fields) -> str | None:
+    """The account's Entra ID object id, else its UPN lowercased: None for local accounts."""
+    return _text(account.get("azureAdUserId")) or _lower(account.get("userPrincipalName"))
+
+
 def _user_key(f: Fields) -> str | None:
     account = _sub(f, "userAccount") or f
-    found = (
-        _text(account.get("azureAdUserId"))
-        or _lower(account.get("userPrincipalName"))
-        or _text(account.get("userSid"))
-    )
+    found = entra_identity(account)
     if found is not None:
         return found
+    sid = _text(account.get("userSid"))
+    if sid is not None and sid.lower().startswith(_UNIQUE_SID_PREFIXES):
+        return sid
     name = _text(account.get("accountName"))
-    if name is None:
-        return None
     domain = _text(account.get("domainName"))
-    return f"{domain}\\{name}" if domain is not None else name
+    if name is not None and domain is not None and domain.lower() not in _HOST_SCOPED_DOMAINS:
+        # CONTOSO\ann, or HOST\adminlocal: the domain (or host) name scopes the account.
+        return f"{domain}\\{name}"
+    # root, NT AUTHORITY\SYSTEM, a well-known SID: one such account on every host, so
+    # the key names the device (docs/evidence.md: the device of the alert when one).
+    if name is not None:
+        local = f"{domain}\\{name}" if domain is not None else name
+    elif sid is not None:
+        local = sid
+    else:
+        return None
+    return _at_device(local, f)
 
 
 def _mailbox_key(f: Fields) -> str | None:
