@@ -1,8 +1,10 @@
 """Read investigation evidence into Evidence records, from any supported format.
 
 Formats (docs/evidence.md): airgate's native Investigation (YAML or JSON), a
-Microsoft Graph alert (``GET /security/alerts_v2/{id}``), a Graph list
-(``{"value": [alert, ...]}``), and NDJSON streams of either. Evidence is
+Microsoft Graph alert (``GET /security/alerts_v2/{id}``) or incident
+(``?$expand=alerts``), a Defender XDR API incident, a list response
+(``{"value": [...]}``), and NDJSON streams of them. An input that gives no
+evidence at all is reported as a ``no-evidence`` warning. Evidence is
 attacker-controlled: it stays data, and every way it can be malformed ends in
 an EvidenceError with a location, never a traceback.
 """
