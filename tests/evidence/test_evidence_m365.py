@@ -144,3 +144,13 @@ def test_an_alert_on_its_own_belongs_to_its_incident() -> None:
 def test_malformed_defender_incidents_are_located(payload: Any, message: str) -> None:
     with pytest.raises(EvidenceError, match=message):
         load_evidence(named(payload))
+
+
+@pytest.mark.parametrize("given", ["C:\\evil", 7, ["x"], {"fileName": "other.exe", "extra": 1}])
+def test_an_entity_field_named_like_a_graph_group_never_breaks_reading(given: object) -> None:
+    (found,) = load_evidence(named(incident(
+        {"entityType": "File", "fileDetails": given, "sha256": "AB", "fileName": "a.exe"})))
+    details = found.fields["fileDetails"]
+    assert (details["sha256"], details["fileName"]) == ("AB", "a.exe")
+    assert found.key == "file:ab"
+    assert details.get("extra") == (1 if isinstance(given, dict) else None)

@@ -116,15 +116,21 @@ def fields(kind: str, entity: Mapping[str, Any],
     renames = _RENAMES.get(kind, {})
     nested = _NESTED.get(kind, ())
     out: dict[str, Any] = {}
+    grouped: dict[str, dict[str, Any]] = {}
     for name, value in entity.items():
         if value is None or name == "entityType":
             continue
         for parent, members in nested:
             if name in members:
-                out.setdefault(parent, {})[members[name]] = value
+                grouped.setdefault(parent, {})[members[name]] = value
                 break
         else:
             out[renames.get(name) or _COMMON.get(name) or name] = value
+    for parent, members in grouped.items():
+        # An entity may already carry a field of that name (evidence is attacker-made):
+        # merged when it is an object, else replaced by the documented fields.
+        given = out.get(parent)
+        out[parent] = {**given, **members} if isinstance(given, dict) else members
     if kind == "device":
         device_id = identifier(out.get("mdeDeviceId"))
         for name, value in (devices.get(device_id, {}) if device_id is not None else {}).items():
