@@ -188,3 +188,11 @@ def test_graph_alert_without_id_keeps_its_message() -> None:
     with pytest.raises(EvidenceError, match=r"Graph alert has no 'id' string \(at \$\.value\[0\]"):
         load_evidence(named({"value": [{"title": "x", "evidence": []}]}, "x.json"))
 
+
+
+def test_a_wrapped_alert_in_a_list_response_is_named() -> None:
+    record = json.loads((EVIDENCE / "wrapped-alerts.json").read_text())[0]
+    with pytest.raises(EvidenceError, match=r"Graph alert has no 'id' string; it holds an alert"
+                                            r" under 'alert' .*: give the alert itself"
+                                            r" \(at \$\.value\[0\]\)"):
+        load_evidence(named({"value": [record]}, "x.json"))

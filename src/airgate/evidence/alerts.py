@@ -78,8 +78,12 @@ def _alert_items(alert: Any, base: Path, where: Where, warn: Warn) -> tuple[str,
         raise where.error(f"expected a Graph alert object, got {kind_of(alert)}", base, "shape")
     investigation = alert.get("id")
     if type(investigation) is not str or not investigation:
-        raise where.error("Graph alert has no 'id' string", (*base, "id") if "id" in alert
-                          else base, "shape")
+        wrapped = next((name for name, inner in alert.items()
+                        if type(inner) is dict and "id" in inner and "evidence" in inner), None)
+        hint = (f"; it holds an alert under {wrapped!r} (a record of another tool): give"
+                " the alert itself" if wrapped is not None else "")
+        raise where.error("Graph alert has no 'id' string" + hint,
+                          (*base, "id") if "id" in alert else base, "shape")
     items = alert.get("evidence", [])
     if type(items) is not list:
         raise where.error(f"'evidence' must be a list, got {kind_of(items)}", (*base, "evidence"),
