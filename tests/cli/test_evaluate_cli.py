@@ -229,3 +229,83 @@ def test_no_decisions(files: tuple[str, str], tmp_path: Path) -> None:
     evidence.write_text("apiVersion: airgate/v1\nkind: Investigation\nid: x\nevidence: []\n")
     result = run(str(evidence), "--policy", files[0])
     assert (result.exit_code, result.stdout) == (0, "no decisions\n")
+
+
+# ---------------------------------------------------------------- --strict and no evidence
+LEGACY = ROOT / "tests" / "data" / "evidence" / "legacy-alerts.json"
+UNKNOWN_TYPE = {"id": "a", "evidence": [
+    {"@odata.type": "#microsoft.graph.security.quantumWidgetEvidence", "verdict": "malicious"},
+    {"@odata.type": "#microsoft.graph.security.deviceEvidence", "verdict": "malicious",
+     "mdeDeviceId": "d1"}]}
+
+
+def test_legacy_alerts_warn_and_strict_exits_1(files: tuple[str, str]) -> None:
+    plain = run(str(LEGACY), "--policy", files[0])
+    assert (plain.exit_code, plain.stdout) == (0, "no decisions\n")
+    assert f"airgate: warning: {LEGACY}: warning: no-evidence: no evidence read from this" in (
+        plain.stderr)
+    assert "legacy Microsoft Graph security alert" in plain.stderr
+    strict = run(str(LEGACY), "--policy", files[0], "--strict")
+    assert (strict.exit_code, strict.stdout) == (1, "no decisions\n")
+    assert strict.stderr.endswith(
+        "airgate: error: --strict: reading the evidence gave 1 warning\n")
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "ndjson"])
+def test_strict_fails_on_unknown_evidence_types_but_writes_decisions(
+        tmp_path: Path, files: tuple[str, str], fmt: str) -> None:
+    evidence = tmp_path / "alert.json"
+    evidence.write_text(json.dumps(UNKNOWN_TYPE))
+    args = [str(evidence), "--policy", files[0], "--format", fmt]
+    plain, strict = run(*args), run(*args, "--strict")
+    assert (plain.exit_code, strict.exit_code) == (0, 1)
+    assert strict.stdout == plain.stdout and "isolate_device" in strict.stdout
+    assert "unknown-evidence-type" in strict.stderr
+    assert "--strict: reading the evidence gave 1 warning" in strict.stderr
+
+
+def test_strict_passes_clean_evidence(files: tuple[str, str]) -> None:
+    result = run(files[1], "--policy", files[0], "--strict")
+    assert (result.exit_code, result.stderr) == (0, "")
+
+
+def test_strict_is_documented_in_help() -> None:
+    assert "--strict" in run("--help").stdout
+    assert "--strict" in cli("submit", "--help").stdout
+
+
+def test_incidents_are_evaluated(files: tuple[str, str]) -> None:
+    incidents = ROOT / "tests" / "data" / "evidence" / "graph-incidents.json"
+    result = run(str(incidents), "--policy", str(ROOT / "policies"), "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    found = {(d["investigation"], d["action"]) for d in json.loads(result.stdout)["decisions"]}
+    assert ("2972395", "quarantine_file") in found
+    assert ("2972401", "soft_delete_email") in found
+
+
+def test_submit_strict_submits_nothing(tmp_path: Path, files: tuple[str, str]) -> None:
+    evidence = tmp_path / "alert.json"
+    evidence.write_text(json.dumps(UNKNOWN_TYPE))
+    db = str(tmp_path / "q.db")
+    refused = cli("submit", str(evidence), "--policy", files[0], "--db", db, "--strict",
+                  "--actor", "ana")
+    assert refused.exit_code == 1
+    assert "--strict: reading the evidence gave 1 warning(s); nothing submitted" in (
+        refused.stderr)
+    assert not Path(db).exists()  # the store was not even opened
+    accepted = cli("submit", str(evidence), "--policy", files[0], "--db", db, "--actor", "ana")
+    assert accepted.exit_code == 0 and "isolate_device" in accepted.stdout
+
+
+def test_no_evidence_lines_are_reported_alike_with_jobs_1_and_2(
+        tmp_path: Path, files: tuple[str, str]) -> None:
+    legacy = json.loads(LEGACY.read_text())["value"][0]
+    feed = tmp_path / "feed.ndjson"
+    feed.write_text(json.dumps(UNKNOWN_TYPE) + "\n" + json.dumps(legacy) + "\n")
+    results = [run(str(feed), "--policy", files[0], "--format", "ndjson", "--jobs", jobs,
+                   "--strict") for jobs in ("1", "2")]
+    assert [r.exit_code for r in results] == [1, 1]
+    assert results[0].stdout == results[1].stdout
+    assert results[0].stderr == results[1].stderr
+    assert f"{feed}:2:1: warning: no-evidence: no evidence read from this line" in (
+        results[0].stderr)

@@ -189,8 +189,8 @@ ERRORS = [
     ("blank.yaml", "  \n\n", ":1:1", "evidence is empty"),
     ("broken.json", '{"id": }', ":1:8", "invalid JSON: Expecting value"),
     ("broken.yaml", "kind: [Investigation\n", ":2:1", "invalid YAML"),
-    ("list.json", "[1, 2]", ":1:1", "expected an object (an airgate Investigation, a Graph alert"
-     " or a Graph list), got a list"),
+    ("list.json", "[1, 2]", ":1:1", "expected an object (an airgate Investigation, a Graph alert,"
+     " incident or list response, or a Microsoft 365 Defender incident), got a list"),
     ("scalar.yaml", "hello\n", ":1:1", "got a string"),
     ("other.json", '{"foo": 1}', ":1:1", "not evidence airgate knows"),
     ("kind.yaml", "apiVersion: airgate/v1\nkind: Policy\n", ":2:7",

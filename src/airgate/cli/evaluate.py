@@ -78,14 +78,20 @@ def _progress(items: Iterable[Evidence]) -> Iterator[Evidence]:
               help="Worker processes for --format ndjson (0: one per CPU, at most 8, when"
                    " every input is a regular file, else 1; 1: this process only)."
                    " Output is the same either way.")
+@click.option("--strict", is_flag=True,
+              help="Exit 1 when reading the evidence gave a warning (an unknown evidence"
+                   " type, an input that holds no evidence); the decisions are written all"
+                   " the same.")
 @click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), hidden=True,
               help="Evaluate as of this date (exclusion expiry).")
 def command(evidence: tuple[str, ...], policy_paths: tuple[str, ...], fmt: str, explain: bool,
-            engine_name: str, jobs: int, today: dt.datetime | None) -> None:
+            engine_name: str, jobs: int, strict: bool, today: dt.datetime | None) -> None:
     """Decide the actions EVIDENCE gets under a policy set.
 
-    EVIDENCE: native investigations, Graph alerts or alert lists, NDJSON of
-    either, JSON or YAML; '-' reads standard input.
+    EVIDENCE: native investigations, Graph alerts, incidents or list responses,
+    Microsoft 365 Defender incidents, NDJSON of any of them, JSON or YAML; '-'
+    reads standard input. An input that gives no evidence at all is reported
+    as a warning.
     """
     from airgate.engine import core as engine_mod
     from airgate.engine import explain as explain_mod
@@ -119,6 +125,7 @@ def command(evidence: tuple[str, ...], policy_paths: tuple[str, ...], fmt: str, 
                      on_items=progress.add if progress else None, flush=sys.stdout.flush)
         if progress:
             progress.close()
+        _fail_if_strict(strict, warnings)
         return
 
     def as_dict(decision: Decision) -> dict[str, Any]:
@@ -142,6 +149,7 @@ def command(evidence: tuple[str, ...], policy_paths: tuple[str, ...], fmt: str, 
         if explain:
             document["no_decision"] = unmatched
         click.echo(json.dumps(document, indent=2, ensure_ascii=False, default=str))
+        _fail_if_strict(strict, warnings)
         return
     if decisions:
         click.echo(table(TABLE_HEADERS, [table_row(d) for d in decisions]))
@@ -160,6 +168,14 @@ def command(evidence: tuple[str, ...], policy_paths: tuple[str, ...], fmt: str, 
             click.echo("")
             for line in explain_mod.unmatched_text(record):
                 click.echo(line)
+    _fail_if_strict(strict, warnings)
+
+
+def _fail_if_strict(strict: bool, warnings: list[Finding]) -> None:
+    if strict and warnings:
+        count = "1 warning" if len(warnings) == 1 else f"{len(warnings)} warnings"
+        click.echo(f"airgate: error: --strict: reading the evidence gave {count}", err=True)
+        sys.exit(EXIT_FAILED)
 
 
 def explain_text_header(decision: Decision) -> str:

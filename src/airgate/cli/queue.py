@@ -39,11 +39,15 @@ def _fmt(*choices: str) -> Callable[[F], F]:
               help="Policy file or directory (repeatable).")
 @click.option("--engine", "engine_name", type=click.Choice(["indexed", "durable"]),
               default="indexed", show_default=True)
+@click.option("--strict", is_flag=True,
+              help="Submit nothing and exit 1 when reading the evidence gave a warning"
+                   " (an unknown evidence type, an input that holds no evidence).")
 @_fmt("table", "json")
 @actor_option
 @db_options
-def submit(evidence: tuple[str, ...], policy_paths: tuple[str, ...], engine_name: str, fmt: str,
-           actor: str | None, db: str | None, config_path: str | None) -> None:
+def submit(evidence: tuple[str, ...], policy_paths: tuple[str, ...], engine_name: str,
+           strict: bool, fmt: str, actor: str | None, db: str | None,
+           config_path: str | None) -> None:
     """Evaluate EVIDENCE under a policy set and enqueue the resulting actions.
 
     Automatic actions are approved by 'automation' and carried out at once;
@@ -65,13 +69,20 @@ def submit(evidence: tuple[str, ...], policy_paths: tuple[str, ...], engine_name
                        err=True)
         sys.exit(EXIT_FAILED)
 
+    warned: list[Finding] = []
+
     def on_warning(finding: Finding) -> None:
+        warned.append(finding)
         click.echo(f"airgate: warning: {finding}", err=True)
 
     engine = engine_mod.compile(policy_set, engine=engine_name)
     items = itertools.chain.from_iterable(
         iter_evidence(source, on_warning=on_warning) for source in evidence)
     decisions = engine.evaluate(items)
+    if strict and warned:
+        click.echo(f"airgate: error: --strict: reading the evidence gave {len(warned)}"
+                   " warning(s); nothing submitted", err=True)
+        sys.exit(EXIT_FAILED)
     queue = open_queue(db, config_path)
     outcomes = queue.submit(decisions, actor=who, catalog=policy_set.catalog)
     if fmt == "json":

@@ -4,13 +4,17 @@
   ``load_evidence`` / ``iter_evidence`` / ``iter_units``;
 - ``documents.py``: what kind a parsed document is and how it becomes items;
 - ``native.py``: airgate's own ``kind: Investigation`` documents;
-- ``graph.py``: Microsoft Graph security alerts (v2) and lists of them, and
-  every entity type's identity key (what the queue deduplicates on);
+- ``alerts.py``: Microsoft Graph alerts (v2) and incidents, Defender XDR API
+  incidents and alerts, read into records (``where.py`` locates their errors);
+- ``m365.py``: Defender XDR entities translated into Graph's field names;
+- ``graph.py``: Graph subtypes and every entity type's identity key (what the
+  queue deduplicates on);
 - ``context.py``: the fields an item learns from its alert or investigation
   (where a URL came from, the device of a local account).
 
 A new evidence format is a module here that turns a parsed document into
-``Evidence`` items, plus its case in ``documents.kind_of``.
+``Evidence`` items, plus its case in ``documents.py`` (what a document is, and
+its reader in ``_READERS``).
 
 May use: the policy stage's strict YAML/JSON sources and the shared leaves.
 Never the engine, the runtime or click.

@@ -1,6 +1,6 @@
 """Entities of an investigation: Graph subtypes, identity keys, readable names, device groups.
 
-Shared by the native and the Microsoft Graph evidence formats (airgate.evidence).
+Shared by every evidence format (airgate.evidence): native, Microsoft Graph, Defender XDR.
 Identity keys are a contract: the queue deduplicates on them, and docs/evidence.md
 documents every form. Change them only with a migration.
 """
@@ -16,6 +16,12 @@ from airgate.catalog import DEVICE_SIDE_TYPES, GRAPH_ENTITY_TYPES
 
 GRAPH_PREFIX = "#microsoft.graph.security."
 ALERT_ODATA_TYPE = GRAPH_PREFIX + "alert"
+INCIDENT_ODATA_TYPE = GRAPH_PREFIX + "incident"
+# The legacy /security/alerts API (microsoft.graph.alert): entity states, no evidence list.
+LEGACY_ALERT_ODATA_TYPE = "#microsoft.graph.alert"
+LEGACY_ALERT_FIELDS = ("vendorInformation", "hostStates", "fileStates", "userStates",
+                       "processes", "networkConnections", "registryKeyStates", "malwareStates",
+                       "cloudAppStates")
 
 # "#microsoft.graph.security.deviceEvidence" -> "device": one dict lookup per item.
 SUBTYPES: Mapping[str, str] = {f"{GRAPH_PREFIX}{t}Evidence": t for t in GRAPH_ENTITY_TYPES}

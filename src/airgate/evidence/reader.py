@@ -1,8 +1,10 @@
 """Read investigation evidence into Evidence records, from any supported format.
 
 Formats (docs/evidence.md): airgate's native Investigation (YAML or JSON), a
-Microsoft Graph alert (``GET /security/alerts_v2/{id}``), a Graph list
-(``{"value": [alert, ...]}``), and NDJSON streams of either. Evidence is
+Microsoft Graph alert (``GET /security/alerts_v2/{id}``) or incident
+(``?$expand=alerts``), a Defender XDR API incident, a list response
+(``{"value": [...]}``), and NDJSON streams of them. An input that gives no
+evidence at all is reported as a ``no-evidence`` warning. Evidence is
 attacker-controlled: it stays data, and every way it can be malformed ends in
 an EvidenceError with a location, never a traceback.
 """
@@ -19,7 +21,7 @@ from pathlib import PurePath
 from typing import IO, Any, NamedTuple, cast
 
 from airgate.errors import EvidenceError, Finding, InputError, Location
-from airgate.evidence.documents import Where, kind_of, to_evidence
+from airgate.evidence.documents import Where, describe, kind_of, may_go_on, to_evidence
 from airgate.model import Evidence
 from airgate.policy.jsonsrc import DECODER, DuplicateKey, NonFinite, long_number, non_finite
 from airgate.policy.yamlsrc import decode, iter_documents
@@ -69,8 +71,12 @@ def iter_units(source: Source) -> Iterator[Unit]:
     for stream, name, suffix in _opened(source):
         opened = _open(stream, name, suffix)
         if opened.text is None:
+            lines = 0
             for number, raw in _ndjson_lines(stream, name, opened):
+                lines += 1
                 yield (name, number, raw)
+            if not lines:
+                yield Parsed([], [_no_lines(name)])
             continue
         items: list[Evidence] = []
         warnings: list[Finding] = []
@@ -230,8 +236,17 @@ def _is_json_object_line(raw: bytes) -> bool:
 
 
 def _ndjson(stream: IO[bytes], name: str, opened: _Opened, warn: Warn) -> Iterator[Evidence]:
+    lines = 0
     for number, raw in _ndjson_lines(stream, name, opened):
+        lines += 1
         yield from _ndjson_line(raw, name, number, warn)
+    if not lines:
+        warn(_no_lines(name))
+
+
+def _no_lines(name: str) -> Finding:
+    return Finding("warning", "no-evidence",
+                   "no evidence read from this file: it holds no NDJSON lines", Location(name))
 
 
 def _ndjson_lines(stream: IO[bytes], name: str, opened: _Opened) -> Iterator[tuple[int, bytes]]:
@@ -286,7 +301,12 @@ def _ndjson_line(raw: bytes, name: str, lineno: int, warn: Warn) -> list[Evidenc
             where.exact(()),
             code="shape",
         )
-    return to_evidence(data, where, warn)
+    items = to_evidence(data, where, warn)
+    if not items and not may_go_on(data):
+        warn(Finding("warning", "no-evidence",
+                     f"no evidence read from this line: it holds {describe(data)}",
+                     where.exact(())))
+    return items
 
 
 def _whole(text: str, name: str, suffix: str, warn: Warn) -> Iterator[Evidence]:
@@ -307,13 +327,22 @@ def _whole(text: str, name: str, suffix: str, warn: Warn) -> Iterator[Evidence]:
             raise non_finite(text, name) from None
         except ValueError:  # an integer past Python's digit limit
             raise long_number(text, name) from None
-        yield from to_evidence(data, Where(name, text=text), warn)
+        items = to_evidence(data, Where(name, text=text), warn)
+        if not items:
+            _no_evidence(name, [describe(data)], warn)
+        yield from items
         return
     documents = 0
+    found = 0
+    empty: list[str] = []  # what the documents that gave no evidence hold
     try:
         for doc in iter_documents(text, name):
             documents += 1
-            yield from to_evidence(doc.data, Where(name, doc=doc), warn)
+            items = to_evidence(doc.data, Where(name, doc=doc), warn)
+            if not items:
+                empty.append(describe(doc.data))
+            found += len(items)
+            yield from items
     except InputError as exc:
         raise EvidenceError(exc.message, exc.location, code=exc.code) from None
     if not documents:
@@ -321,3 +350,14 @@ def _whole(text: str, name: str, suffix: str, warn: Warn) -> Iterator[Evidence]:
         # "no threats found".
         raise EvidenceError("file holds no evidence document (only null or empty ones)",
                             Location(name, 1, 1), code="empty")
+    if not found:
+        _no_evidence(name, empty, warn)
+
+
+def _no_evidence(name: str, holds: list[str], warn: Warn) -> None:
+    """Say that a whole file gave no evidence at all, and what it holds instead."""
+    shown = "; ".join(holds[:3]) + (f"; and {len(holds) - 3} more" if len(holds) > 3 else "")
+    documents = "" if len(holds) == 1 else f" {len(holds)} documents:"
+    warn(Finding("warning", "no-evidence",
+                 f"no evidence read from this file: it holds{documents} {shown}",
+                 Location(name)))
