@@ -132,3 +132,29 @@ def test_native_urls_learn_from_messages_and_their_own_fields_win() -> None:
     assert first.fields == {"url": "https://a.example/x", "networkMessageIds": ["m-1"]}
     assert second.fields["networkMessageIds"] == ["m-9"]
     assert "detectionSource" not in second.fields
+
+
+# ---------------------------------------------------------------- incidents
+def graph_incident(*alerts: dict[str, Any]) -> list[Evidence]:
+    payload = {"id": "inc-9", "@odata.type": "#microsoft.graph.security.incident",
+               "alerts": list(alerts)}
+    return list(iter_evidence(io.BytesIO(json.dumps(payload).encode())))
+
+
+def test_an_incident_tells_each_item_what_its_own_alert_could_not() -> None:
+    # The message listing the URL is in one alert, the URL in another; the local account's
+    # only device is in a third. Each alert keeps its own service source.
+    found = graph_incident(
+        {"id": "a-mail", "serviceSource": "microsoftDefenderForOffice365",
+         "evidence": [item("analyzedMessage", networkMessageId="m-1",
+                           urls=["http://evil.example/x"])]},
+        {"id": "a-url", "serviceSource": "microsoftDefenderForEndpoint",
+         "evidence": [item("url", url="http://evil.example/x")]},
+        {"id": "a-host", "evidence": [device("dev-a"), user(accountName="root")]},
+    )
+    [url] = of_type(found, "url")
+    assert url.fields["networkMessageIds"] == ["m-1"]
+    assert url.fields["serviceSource"] == "microsoftDefenderForEndpoint"
+    [account] = of_type(found, "user")
+    assert account.key == "user:root@dev-a"
+    assert {e.investigation for e in found} == {"inc-9"}
