@@ -73,7 +73,7 @@ def _exchange(proc: subprocess.Popen[bytes], data: bytes, timeout: float,
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     sinks: dict[int, _Capped] = {proc.stdout.fileno(): out, proc.stderr.fileno(): err}
     deadline = time.monotonic() + timeout
-    offset, exited = 0, False
+    offset, exited, nap = 0, False, 0.0005
     with selectors.DefaultSelector() as sel:
         for stream in (proc.stdout, proc.stderr):
             sel.register(stream, selectors.EVENT_READ)
@@ -93,7 +93,9 @@ def _exchange(proc: subprocess.Popen[bytes], data: bytes, timeout: float,
                 return not exited
             wait = min(deadline - now, _POLL)
             if not sel.get_map():
-                time.sleep(wait)
+                # Both pipes closed: it is most likely exiting, so look again soon.
+                nap = min(wait, nap * 2)
+                time.sleep(nap)
                 continue
             for key, _ in sel.select(wait):
                 if key.fileobj is proc.stdin:
