@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from airgate.errors import UsageError
+from airgate.render import escape
 
 if TYPE_CHECKING:
     from airgate.runtime.queue import Queue
@@ -21,7 +22,9 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 ENV_ACTOR = "AIRGATE_ACTOR"
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# What makes a spreadsheet read a cell as a formula (OWASP CSV injection), the fullwidth
+# forms included, which spreadsheets fold to ASCII.
+_FORMULA_START = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def db_options(func: F) -> F:
@@ -83,9 +86,14 @@ def parse_since(text: str | None, now: dt.datetime) -> str | None:
 
 
 def csv_cell(value: object) -> str:
-    """A spreadsheet must not run evidence as a formula: prefix ' to =, +, -, @ cells."""
+    """A cell safe for a terminal and a spreadsheet: control characters escaped as in
+    tables, and a ' before a cell a spreadsheet would run as a formula: one starting
+    with =, +, -, @ (or their fullwidth forms), also after leading spaces, or with a tab
+    or CR."""
     text = "" if value is None else value if isinstance(value, str) else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    formula = text.startswith(("\t", "\r")) or text.lstrip().startswith(_FORMULA_START)
+    text = escape(text)
+    return "'" + text if formula else text
 
 
 def write_csv(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:

@@ -14,10 +14,11 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airgate.catalog import DEFAULT_CATALOG, Catalog
-from airgate.errors import NotFound, TransitionError
+from airgate.errors import NotFound, StoreError, TransitionError
 from airgate.runtime.clock import Clock, SystemClock, format_time, time_after
 from airgate.runtime.config import Config
 from airgate.runtime.executors import ExecRequest, ExecResult, Executor, make_executor
+from airgate.runtime.executors.output import storable_output, storable_text
 from airgate.runtime.records import (
     COMPLETED,
     FAILED,
@@ -91,31 +92,76 @@ class Runtime:
     # ------------------------------------------------------------ running
     def execute(self, actions: Iterable[ActionRecord], *, actor: str, reconcile: bool = False,
                 event_done: str | None = None) -> list[ActionRecord]:
-        """Run the executor for actions already marked running; record how it ended."""
+        """Run the executor for actions already marked running; record how it ended.
+
+        Whatever an executor answers or raises, its outcome is recorded. Only the store
+        failing to record it leaves an action running: then :class:`OutcomeNotRecorded`
+        says so, and ``tick`` finishes the run later under the same idempotency key."""
+        todo = list(actions)
         done: list[ActionRecord] = []
-        for action in actions:
-            request = ExecRequest(
-                operation=action.operation or "apply",
-                action={"id": action.id, "action_type": action.action_type,
-                        "investigation": action.investigation, "rules": list(action.rules),
-                        "source": action.source,
-                        "undo_action": (action.undo or {}).get("action")},
-                entity={"type": action.entity_type, "key": action.entity_key,
-                        "name": action.entity_name, "hash": action.entity_hash},
-                idempotency_key=action.run_key or "",
-                reconcile=reconcile,
-            )
-            executor = self.executor_for(action.action_type)
+        for index, action in enumerate(todo):
+            name = "executor"
             try:
-                result = executor.run(request)
+                executor = self.executor_for(action.action_type)
+                name = executor.name
+                result = executor.run(self._request(action, reconcile))
             except Exception as exc:  # an executor bug must not leave the action running
-                result = ExecResult(False, None, f"executor error: {exc}", executor.name)
-            done.append(self._finish(action, result, actor=actor, reconcile=reconcile,
-                                     event_done=event_done))
+                result = ExecResult(False, None, f"executor error: {exc}", name)
+            try:
+                done.append(self._finish(action, result, actor=actor, reconcile=reconcile,
+                                         event_done=event_done))
+            except OutcomeNotRecorded as exc:
+                left = [a.id for a in todo[index + 1:]]
+                if not left:
+                    raise
+                # Acting on more while the store cannot record it would only widen the gap.
+                raise OutcomeNotRecorded(
+                    f"{exc.message}; not run yet, left running for `airgate tick`: action"
+                    f" {', '.join(map(str, left))}") from exc.__cause__
         return done
+
+    @staticmethod
+    def _request(action: ActionRecord, reconcile: bool) -> ExecRequest:
+        return ExecRequest(
+            operation=action.operation or "apply",
+            action={"id": action.id, "action_type": action.action_type,
+                    "investigation": action.investigation, "rules": list(action.rules),
+                    "source": action.source,
+                    "undo_action": (action.undo or {}).get("action")},
+            entity={"type": action.entity_type, "key": action.entity_key,
+                    "name": action.entity_name, "hash": action.entity_hash},
+            idempotency_key=action.run_key or "",
+            reconcile=reconcile,
+        )
 
     def _finish(self, action: ActionRecord, result: ExecResult, *, actor: str, reconcile: bool,
                 event_done: str | None) -> ActionRecord:
+        # The effect has happened (or not) by now: nothing the executor answered may keep
+        # the outcome from being recorded, so its report is made storable first.
+        result = ExecResult(bool(result.ok), storable_output(result.output),
+                            storable_text(result.message), storable_text(result.executor),
+                            result.details)
+        try:
+            return self._record(action, result, actor=actor, reconcile=reconcile,
+                                event_done=event_done)
+        except Exception as exc:  # the store refused the write (its content, or a lock)
+            failure: Exception = exc
+        # Once more without the executor's output, in case that was what the store refused.
+        bare = ExecResult(result.ok, None, result.message[:1000], result.executor)
+        try:
+            return self._record(action, bare, actor=actor, reconcile=reconcile,
+                                event_done=event_done,
+                                note=f"output not recorded: {storable_text(failure)}")
+        except Exception as exc:
+            failure = exc
+        outcome = "done" if result.ok else "failed"
+        raise OutcomeNotRecorded(
+            f"action {action.id}: the executor ran ({outcome}) but its outcome could not be"
+            f" recorded: {storable_text(failure)}. It stays running under idempotency key"
+            f" {action.run_key}; `airgate tick` finishes it with that key") from failure
+
+    def _record(self, action: ActionRecord, result: ExecResult, *, actor: str, reconcile: bool,
+                event_done: str | None, note: str | None = None) -> ActionRecord:
         now = self.now()
         at = format_time(now)
         undo = action.operation == "undo"
@@ -123,6 +169,8 @@ class Runtime:
                                    "idempotency_key": action.run_key}
         if reconcile:
             details["reconciled"] = True
+        if note:
+            details["note"] = note
         if result.ok:
             target, event = (UNDONE, event_done or "undone") if undo else (COMPLETED, "completed")
             changes: dict[str, Any] = {"status": target, "result": result.output, "error": None}
@@ -145,3 +193,8 @@ class Runtime:
             final = tx.get_action(action.id)
         assert final is not None
         return final
+
+
+class OutcomeNotRecorded(StoreError):
+    """An executor ran but the store could not record how it ended: the action stays
+    running under its idempotency key until ``tick`` reconciles it."""

@@ -9,6 +9,9 @@ died mid-run without carrying it out twice:
 - ``command`` programs receive the key on stdin and must treat a second request
   with a key they have already seen as "report what you did", not "do it again".
   A reconciling request carries ``"reconcile": true``.
+
+Whatever an executor answers, ``Runtime.execute`` records it: ``output.py``
+turns a report that cannot be stored and hashed as it is into escaped text.
 """
 
 from __future__ import annotations
