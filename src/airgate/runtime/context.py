@@ -18,6 +18,7 @@ from airgate.errors import NotFound, TransitionError
 from airgate.runtime.clock import Clock, SystemClock, format_time, time_after
 from airgate.runtime.config import Config
 from airgate.runtime.executors import ExecRequest, ExecResult, Executor, make_executor
+from airgate.runtime.ledger import ActionLedger, fold, stored_problem
 from airgate.runtime.records import (
     COMPLETED,
     FAILED,
@@ -91,9 +92,20 @@ class Runtime:
     # ------------------------------------------------------------ running
     def execute(self, actions: Iterable[ActionRecord], *, actor: str, reconcile: bool = False,
                 event_done: str | None = None) -> list[ActionRecord]:
-        """Run the executor for actions already marked running; record how it ended."""
+        """Run the executor for actions already marked running; record how it ended.
+
+        An action whose stored state the ledger does not vouch for (started with this run
+        key and, to apply, approved by the ledgered quorum) is not run: a ``refused`` entry
+        says why and the action is left as it is."""
+        actions = list(actions)
+        with self.store.read() as tx:
+            states = {a.id: fold(a.id, tx.ledger_for(a.id)) for a in actions}
         done: list[ActionRecord] = []
         for action in actions:
+            why = _run_problem(states[action.id], action)
+            if why is not None:
+                done.append(self._refuse_run(action, why, actor))
+                continue
             request = ExecRequest(
                 operation=action.operation or "apply",
                 action={"id": action.id, "action_type": action.action_type,
@@ -113,6 +125,13 @@ class Runtime:
             done.append(self._finish(action, result, actor=actor, reconcile=reconcile,
                                      event_done=event_done))
         return done
+
+    def _refuse_run(self, action: ActionRecord, why: str, actor: str) -> ActionRecord:
+        at = format_time(self.now())
+        with self.store.write() as tx:
+            tx.log(LedgerEvent("refused", actor, action.id, action.status, action.status,
+                               f"not run: {why}", {"attempt": "execute"}), at)
+        return action
 
     def _finish(self, action: ActionRecord, result: ExecResult, *, actor: str, reconcile: bool,
                 event_done: str | None) -> ActionRecord:
@@ -145,3 +164,12 @@ class Runtime:
             final = tx.get_action(action.id)
         assert final is not None
         return final
+
+
+def _run_problem(state: ActionLedger, action: ActionRecord) -> str | None:
+    why = stored_problem(state, action)
+    if why is None and (action.operation or "apply") == "apply" and not state.approved():
+        approvers = len({name for name, _ in state.approvers})
+        why = (f"the ledger holds {approvers} of the {state.quorum} approvals its ledgered"
+               " quorum needs")
+    return why

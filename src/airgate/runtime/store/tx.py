@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from airgate.runtime.ledger import LedgerRow, canonical_json, row_hash
+from airgate.runtime.ledger import LedgerRow, canonical_text, row_hash_v2
 from airgate.runtime.records import ActionFilter, ActionRecord, LedgerEntry, LedgerEvent
 from airgate.runtime.store import schema as s
 
@@ -106,8 +106,9 @@ class Tx:
         # The head stays in memory for the whole transaction: one hash per entry, no query.
         for ev, at in self._pending_ledger:
             seq += 1
-            details = canonical_json(dict(ev.details))
-            digest = row_hash(seq, at, ev.event, ev.actor, ev.action_id, ev.state_before,
+            # Hash version 2: the store was migrated when it was opened, so every new row is.
+            details = canonical_text(dict(ev.details))
+            digest = row_hash_v2(seq, at, ev.event, ev.actor, ev.action_id, ev.state_before,
                               ev.state_after, ev.comment, details, prev)
             rows.append({"seq": seq, "at": at, "event": ev.event, "actor": ev.actor,
                          "action_id": ev.action_id, "state_before": ev.state_before,
@@ -125,14 +126,28 @@ class Tx:
         row = self.conn.execute(select(s.ledger_head.c.seq, s.ledger_head.c.hash)).one()
         return int(row.seq), str(row.hash)
 
-    def iter_ledger(self, *, chunk: int = 20000) -> Iterator[LedgerEntry]:
-        """Every entry in sequence order, read in chunks so memory stays flat."""
+    def ledger_meta(self) -> tuple[str | None, int]:
+        """The store's identity and the first entry of hash version 2 (schema version 2).
+        A store whose identity row was deleted has none, and is hash version 2 throughout."""
+        row = self.conn.execute(select(s.ledger_meta.c.store_id, s.ledger_meta.c.hash_v2_from)
+                                .where(s.ledger_meta.c.id == 1)).first()
+        return (None, 1) if row is None else (str(row.store_id), int(row.hash_v2_from))
+
+    def last_entry_at(self) -> str | None:
+        cols = s.ledger.c
+        return self.conn.execute(select(cols.at).order_by(cols.seq.desc()).limit(1)).scalar()
+
+    def iter_ledger(self, *, chunk: int = 20000, since: str | None = None
+                    ) -> Iterator[LedgerEntry]:
+        """Every entry in sequence order (``since``: those at or after that stored time),
+        read in chunks so memory stays flat."""
         last = -1
         cols = s.ledger.c
         while True:
-            rows = self.conn.execute(
-                select(s.ledger).where(cols.seq > last).order_by(cols.seq).limit(chunk)
-            ).all()
+            query = select(s.ledger).where(cols.seq > last)
+            if since is not None:
+                query = query.where(cols.at >= since)
+            rows = self.conn.execute(query.order_by(cols.seq).limit(chunk)).all()
             if not rows:
                 return
             for row in rows:
@@ -154,6 +169,47 @@ class Tx:
             for row in rows:
                 yield tuple(row)
             last = rows[-1][0]
+
+    def ledger_for_range(self, low: int, high: int) -> dict[int, list[LedgerEntry]]:
+        """The entries of actions ``low`` to ``high`` (inclusive), by action, in order."""
+        cols = s.ledger.c
+        rows = self.conn.execute(select(s.ledger).where(and_(
+            cols.action_id >= low, cols.action_id <= high)).order_by(cols.seq)).all()
+        out: dict[int, list[LedgerEntry]] = {}
+        for r in rows:
+            out.setdefault(int(r.action_id), []).append(_entry(r))
+        return out
+
+    def actions_range(self, low: int, high: int) -> list[ActionRecord]:
+        cols = s.actions.c
+        rows = self.conn.execute(select(s.actions).where(and_(
+            cols.id >= low, cols.id <= high)).order_by(cols.id)).all()
+        return [_action(r) for r in rows]
+
+    def approvals_range(self, low: int, high: int) -> dict[int, list[tuple[str, str | None]]]:
+        cols = s.approvals.c
+        rows = self.conn.execute(select(cols.action_id, cols.actor, cols.comment).where(and_(
+            cols.action_id >= low, cols.action_id <= high)).order_by(cols.id)).all()
+        out: dict[int, list[tuple[str, str | None]]] = {}
+        for r in rows:
+            out.setdefault(int(r.action_id), []).append((r.actor, r.comment))
+        return out
+
+    def evidence_range(self, low: int, high: int) -> dict[int, list[str]]:
+        """The evidence documents (stored JSON text) of actions ``low`` to ``high``."""
+        cols = s.evidence.c
+        rows = self.conn.execute(select(cols.action_id, cols.data).where(and_(
+            cols.action_id >= low, cols.action_id <= high)).order_by(cols.id)).all()
+        out: dict[int, list[str]] = {}
+        for r in rows:
+            out.setdefault(int(r.action_id), []).append(str(r.data))
+        return out
+
+    def highest_action_id(self) -> int:
+        """The highest action id in the actions table or the ledger."""
+        in_actions = self.conn.execute(select(func.max(s.actions.c.id))).scalar() or 0
+        in_ledger = self.conn.execute(select(func.max(s.ledger.c.action_id))).scalar() or 0
+        return int(max(in_actions, in_ledger))
 
     def ledger_for(self, action_id: int) -> list[LedgerEntry]:
         cols = s.ledger.c
