@@ -242,3 +242,14 @@ def test_an_untouched_store_has_no_differences(queue):
     queue.redo(1, action_type="restrict_code_execution", actor="bob")
     report = verify_store(queue.store)
     assert report.ok, report.state
+
+
+def test_importing_airgate_and_the_checkpoint_module_loads_no_cryptography():
+    import subprocess
+    import sys
+
+    code = ("import sys, airgate, airgate.runtime.checkpoint, airgate.runtime.ledger;"
+            " print('cryptography' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
