@@ -7,12 +7,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from airgate.runtime.ledger import LedgerRow, canonical_text, row_hash_v2
 from airgate.runtime.records import ActionFilter, ActionRecord, LedgerEntry, LedgerEvent
 from airgate.runtime.store import schema as s
+from airgate.runtime.store.audit import AuditReads, action_of, entry_of
 
 _JSON_COLUMNS = ("rules", "approval", "reasons", "undo", "result")
 CHUNK = 5000
@@ -24,24 +25,11 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _action(row: Row[Any]) -> ActionRecord:
-    data = dict(row._mapping)
-    for name in ("rules", "reasons"):
-        data[name] = tuple(json.loads(data[name]))
-    data["approval"] = json.loads(data["approval"])
-    for name in ("undo", "result"):
-        data[name] = None if data[name] is None else json.loads(data[name])
-    data.pop("primary_rule", None)
-    return ActionRecord(**data)
+_action = action_of
+_entry = entry_of
 
 
-def _entry(row: Row[Any]) -> LedgerEntry:
-    data = dict(row._mapping)
-    data["details"] = json.loads(data["details"])
-    return LedgerEntry(**data)
-
-
-class Tx:
+class Tx(AuditReads):
     """Queries and changes inside one transaction (see ``Store.read`` and ``Store.write``)."""
 
     def __init__(self, conn: Connection, *, sqlite: bool) -> None:
@@ -169,47 +157,6 @@ class Tx:
             for row in rows:
                 yield tuple(row)
             last = rows[-1][0]
-
-    def ledger_for_range(self, low: int, high: int) -> dict[int, list[LedgerEntry]]:
-        """The entries of actions ``low`` to ``high`` (inclusive), by action, in order."""
-        cols = s.ledger.c
-        rows = self.conn.execute(select(s.ledger).where(and_(
-            cols.action_id >= low, cols.action_id <= high)).order_by(cols.seq)).all()
-        out: dict[int, list[LedgerEntry]] = {}
-        for r in rows:
-            out.setdefault(int(r.action_id), []).append(_entry(r))
-        return out
-
-    def actions_range(self, low: int, high: int) -> list[ActionRecord]:
-        cols = s.actions.c
-        rows = self.conn.execute(select(s.actions).where(and_(
-            cols.id >= low, cols.id <= high)).order_by(cols.id)).all()
-        return [_action(r) for r in rows]
-
-    def approvals_range(self, low: int, high: int) -> dict[int, list[tuple[str, str | None]]]:
-        cols = s.approvals.c
-        rows = self.conn.execute(select(cols.action_id, cols.actor, cols.comment).where(and_(
-            cols.action_id >= low, cols.action_id <= high)).order_by(cols.id)).all()
-        out: dict[int, list[tuple[str, str | None]]] = {}
-        for r in rows:
-            out.setdefault(int(r.action_id), []).append((r.actor, r.comment))
-        return out
-
-    def evidence_range(self, low: int, high: int) -> dict[int, list[str]]:
-        """The evidence documents (stored JSON text) of actions ``low`` to ``high``."""
-        cols = s.evidence.c
-        rows = self.conn.execute(select(cols.action_id, cols.data).where(and_(
-            cols.action_id >= low, cols.action_id <= high)).order_by(cols.id)).all()
-        out: dict[int, list[str]] = {}
-        for r in rows:
-            out.setdefault(int(r.action_id), []).append(str(r.data))
-        return out
-
-    def highest_action_id(self) -> int:
-        """The highest action id in the actions table or the ledger."""
-        in_actions = self.conn.execute(select(func.max(s.actions.c.id))).scalar() or 0
-        in_ledger = self.conn.execute(select(func.max(s.ledger.c.action_id))).scalar() or 0
-        return int(max(in_actions, in_ledger))
 
     def ledger_for(self, action_id: int) -> list[LedgerEntry]:
         cols = s.ledger.c
