@@ -22,6 +22,7 @@ from airgate.runtime.clock import FixedClock
 from airgate.runtime.config import Config
 from airgate.runtime.ledger import GENESIS, canonical_text, row_hash_v2
 from airgate.runtime.queue import Queue
+from airgate.runtime.records import ActionFilter
 from airgate.runtime.store import Store
 from runtime_helpers import START, USERS, clean_postgres_url, decision
 
@@ -238,8 +239,19 @@ def test_a_deleted_action_row_is_reported(queue):
 
 def test_an_untouched_store_has_no_differences(queue):
     history(queue)
-    queue.submit([decision("d", required=False)], actor="bob")
+    queue.submit([decision("d", required=False, revert_after=3600),
+                  decision("d", required=False),  # deduplicated
+                  decision("e"), decision("e", investigation="inv2"),  # merged
+                  decision("f", expires_after=60)], actor="bob")
+    queue.approve([3], actor="carol")
+    queue.undo([1], actor="alice")
     queue.redo(1, action_type="restrict_code_execution", actor="bob")
+    queue.clock.advance(hours=2)  # type: ignore[attr-defined]
+    report = queue.tick()
+    assert report.expired and report.reverted
+    statuses = {a.status for a in queue.list_actions(ActionFilter())}
+    assert {"superseded", "deduplicated", "undone", "expired", "rejected", "pending",
+            "completed"} <= statuses
     report = verify_store(queue.store)
     assert report.ok, report.state
 
