@@ -181,8 +181,9 @@ def _v1(conn: Connection) -> None:
 
 def _v2(conn: Connection) -> None:
     ledger_meta.create(conn)
-    head = int(conn.execute(select(ledger_head.c.seq).where(ledger_head.c.id == 1)).scalar()
-               or 0)
+    # Locked like a writer does, so no entry lands between reading the head and the boundary.
+    head = int(conn.execute(select(ledger_head.c.seq).where(ledger_head.c.id == 1)
+                            .with_for_update()).scalar() or 0)
     conn.execute(insert(ledger_meta).values(
         id=1, store_id=secrets.token_hex(16), hash_v2_from=head + 1,
         created_at=format_time(dt.datetime.now(dt.UTC))))
