@@ -65,11 +65,11 @@ def clean_postgres_url() -> str:
     pytest.importorskip("psycopg")
     from sqlalchemy import create_engine, text
 
-    from airgate.runtime.store.schema import V1_TABLES
+    from airgate.runtime.store.schema import ALL_TABLES
 
     engine = create_engine(url)
     with engine.begin() as conn:  # a clean database for this test
-        for table in V1_TABLES:
+        for table in ALL_TABLES:
             conn.execute(text(f"DROP TABLE IF EXISTS {table.name}"))
     engine.dispose()
     return url

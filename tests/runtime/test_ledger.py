@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
 
-from airgate.runtime.ledger import GENESIS, canonical_json, chain, verify
+from airgate.runtime.ledger import (
+    GENESIS,
+    canonical_json,
+    canonical_text,
+    chain,
+    entry_hash_v2,
+    row_hash,
+    row_hash_v2,
+    verify,
+    verify_rows,
+)
 from airgate.runtime.records import LedgerEvent
 from runtime_helpers import decision, make_queue
 
@@ -91,3 +102,88 @@ def test_refusals_are_in_the_ledger_and_the_chain_holds(tmp_path):
         queue.approve([3], actor="nobody")
     assert queue.ledger_entries(3)[-1].event == "refused"
     assert _verify(queue).ok
+
+
+# ---------------------------------------------------------------- one spelling per entry
+def _first_details(path):  # type: ignore[no-untyped-def]
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT details FROM ledger WHERE seq = 1").fetchone()[0]
+
+
+@pytest.mark.parametrize("respell", [
+    # A duplicate key: readers that keep the first value see "evil", json.loads the last.
+    lambda d: '{"investigation":"evil",' + d[1:],
+    lambda d: json.dumps(json.loads(d), sort_keys=True),  # other whitespace
+    lambda d: json.dumps(dict(reversed(list(json.loads(d).items()))),
+                         separators=(",", ":")),  # reordered keys
+    lambda d: d.replace('"inv1"', '"\\u0069nv1"'),  # another escape of the same text
+])
+def test_a_respelled_details_text_does_not_verify(tmp_path, respell):
+    queue = _store_with_history(tmp_path)
+    details = _first_details(tmp_path / "airgate.db")
+    changed = respell(details)
+    assert changed != details and json.loads(changed) == json.loads(details)
+    with sqlite3.connect(tmp_path / "airgate.db") as conn:
+        conn.execute("UPDATE ledger SET details = ? WHERE seq = 1", (changed,))
+    with queue.store.read() as tx:  # the stored text, as ``ledger verify`` reads it
+        result = verify_rows(tx.iter_ledger_rows(), head=tx.ledger_head())
+    assert (result.ok, result.bad_seq) == (False, 1)
+    assert "canonical spelling" in result.message
+
+
+def test_hash_version_2_is_the_entry_hash_of_ascii_canonical_json():
+    details = {"b": [1, 2.5, None], "a": "é \ud800 \x00"}
+    content = {"seq": 3, "at": "t", "event": "refused", "actor": "zoë", "action_id": None,
+               "state_before": "pending", "state_after": "pending", "comment": "\u2028",
+               "details": details, "prev_hash": GENESIS}
+    fast = row_hash_v2(3, "t", "refused", "zoë", None, "pending", "pending", "\u2028",
+                       canonical_text(details), GENESIS)
+    assert fast == entry_hash_v2(content)
+    assert canonical_text(details).isascii()
+
+
+def _v1_store(path):  # type: ignore[no-untyped-def]
+    """A store as airgate wrote it before schema version 2: entries of hash version 1."""
+    from sqlalchemy import create_engine, insert
+
+    from airgate.runtime.store import schema
+
+    engine = create_engine(f"sqlite:///{path}")
+    entries, prev = [], GENESIS
+    for seq in (1, 2):
+        details = canonical_json({"rules": ["r"], "note": "é"})
+        row = {"seq": seq, "at": "2024-05-01T12:00:00.000000Z", "event": "created",
+               "actor": "zoë", "action_id": seq, "state_before": None,
+               "state_after": "pending", "comment": None, "details": details,
+               "prev_hash": prev}
+        row["hash"] = prev = row_hash(*row.values())
+        entries.append(row)
+    with engine.begin() as conn:
+        schema._v1(conn)
+        conn.execute(insert(schema.schema_version).values(
+            version=1, description="v1", applied_at="2024-05-01T12:00:00.000000Z"))
+        conn.execute(insert(schema.ledger), entries)
+        conn.execute(schema.ledger_head.update().values(seq=2, hash=prev))
+    engine.dispose()
+
+
+def test_an_old_store_keeps_its_hashes_and_new_entries_use_version_2(tmp_path):
+    from airgate.runtime.store import Store
+
+    _v1_store(tmp_path / "airgate.db")
+    store = Store(tmp_path / "airgate.db")
+    with store.read() as tx:
+        assert tx.ledger_meta()[1] == 3  # hash version 2 from the first new entry on
+        result = verify_rows(tx.iter_ledger_rows(), head=tx.ledger_head(), v2_from=3)
+    assert result.ok, result.message
+    with store.write() as tx:
+        tx.log(LedgerEvent("refused", "bob", None, None, None, "x", {"k": "é"}),
+               "2024-05-01T12:00:01.000000Z")
+    with store.read() as tx:
+        rows = list(tx.iter_ledger_rows())
+        assert verify_rows(rows, head=tx.ledger_head(), v2_from=3).ok
+    assert rows[0][8] == '{"note":"é","rules":["r"]}' and rows[2][8] == '{"k":"\\u00e9"}'
+    # Moving the version boundary either way breaks the chain: neither form passes as the other.
+    for boundary in (1, 4):
+        assert not verify_rows(rows, v2_from=boundary).ok
+    store.close()

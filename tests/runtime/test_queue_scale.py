@@ -57,12 +57,16 @@ def test_verify_rows_agrees_with_verify_and_catches_an_edit(tmp_path):
     assert "entry 2 was changed" in result.message
 
 
-def test_verify_rows_hashes_the_details_value_not_its_spelling(tmp_path):
+def test_verify_rows_refuses_a_respelled_details_text(tmp_path):
+    # One spelling per value: the same value spelled otherwise is a changed entry.
     queue, _ = make_queue(tmp_path)
     queue.submit([decision()], actor="bob")
     rows, head = _rows(queue)
+    assert verify_rows(rows, head=head).ok
     respelled = json.dumps(json.loads(rows[0][8]), indent=2)  # same value, other spelling
-    assert verify_rows([(*rows[0][:8], respelled, *rows[0][9:])], head=head).ok
+    result = verify_rows([(*rows[0][:8], respelled, *rows[0][9:])], head=head)
+    assert (result.ok, result.bad_seq) == (False, 1)
+    assert "canonical spelling" in result.message
     broken = verify_rows([(*rows[0][:8], "{not json", *rows[0][9:])], head=head)
     assert (broken.ok, broken.bad_seq) == (False, 1)
 

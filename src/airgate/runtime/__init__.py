@@ -7,7 +7,8 @@
 - ``context.py``: the store, config, clock and executors an operation works
   with, and carrying out a running action; ``guards.py``: who may act;
 - ``executors/``: one module per executor type (a new one goes there);
-- ``store/``: SQLite and PostgreSQL (the only SQL); ``ledger.py``: the hash chain;
+- ``store/``: SQLite and PostgreSQL (the only SQL); ``ledger.py``: the hash chain
+  and the state it binds; ``checkpoint.py``: signed checkpoints, verifying a store;
 - ``records.py``: actions, states and ledger entries; ``config.py``: users,
   roles, executors; ``clock.py``: the one clock; ``investigations.py``: status.
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from airgate.errors import PermissionDenied, UsageError
 from airgate.runtime.clock import format_time
 from airgate.runtime.guards import check_actor, refuse, role_problem, same_type
+from airgate.runtime.ledger import ActionLedger, fold, stored_problem
 from airgate.runtime.records import (
     APPROVED,
     DEDUPLICATED,
@@ -42,16 +43,19 @@ def approve(queue: Runtime, ids: Iterable[int], *, actor: str,
         same_type(actions, "approve")
         for a in actions:
             check_transition(a, APPROVED, "approve")
+        # The requirement, the approvers and the status come from the ledger: the columns
+        # are a copy anyone with write access to the database can edit.
+        states = {a.id: fold(a.id, tx.ledger_for(a.id)) for a in actions}
         refusals = []
         for a in actions:
-            why = _approve_problem(queue, tx, a, actor, comment)
+            why = _approve_problem(queue, a, states[a.id], actor, comment)
             if why:
                 refusals.append((a, why))
         if refusals:
             denied = refuse(queue, tx, refusals, actor, "approve", at)
         else:
             for a in actions:
-                if _approve_one(queue, tx, a, actor, comment, now, at):
+                if _approve_one(queue, tx, a, states[a.id], actor, comment, now, at):
                     to_run.append(a.id)
     if denied is not None:
         raise denied
@@ -64,8 +68,11 @@ def approve(queue: Runtime, ids: Iterable[int], *, actor: str,
     return [final[a.id] for a in actions]
 
 
-def _approve_problem(queue: Runtime, tx: Tx, a: ActionRecord, actor: str,
+def _approve_problem(queue: Runtime, a: ActionRecord, state: ActionLedger, actor: str,
                      comment: str | None) -> str | None:
+    tampered = stored_problem(state, a)
+    if tampered:
+        return tampered
     why = role_problem(queue, actor, a.approval.get("roles", ()), f"approving {a.action_type}")
     if why:
         return why
@@ -73,18 +80,18 @@ def _approve_problem(queue: Runtime, tx: Tx, a: ActionRecord, actor: str,
         return f"{actor} submitted this manual action and cannot approve it"
     if a.approval.get("require_comment") and not (comment and comment.strip()):
         return "its policy requires a comment (--comment)"
-    if any(x["actor"] == actor for x in tx.approvals_for(a.id)):
-        quorum = a.approval.get("quorum", 1)
-        return f"{actor} already approved it; its quorum needs {quorum} distinct approvers"
+    if any(name == actor for name, _ in state.approvers):
+        return (f"{actor} already approved it; its quorum needs {state.quorum} distinct"
+                " approvers")
     return None
 
 
-def _approve_one(queue: Runtime, tx: Tx, a: ActionRecord, actor: str, comment: str | None,
-                 now: dt.datetime, at: str) -> bool:
+def _approve_one(queue: Runtime, tx: Tx, a: ActionRecord, state: ActionLedger, actor: str,
+                 comment: str | None, now: dt.datetime, at: str) -> bool:
     """Record one approval; True when it completes the quorum and the action must run."""
     tx.insert_approval(a.id, actor, comment, at)
-    approvers = [x["actor"] for x in tx.approvals_for(a.id)]
-    quorum = int(a.approval.get("quorum", 1))
+    approvers = [*dict.fromkeys(name for name, _ in state.approvers), actor]
+    quorum = state.quorum
     details: dict[str, Any] = {"approvals": len(approvers), "quorum": quorum}
     if len(approvers) < quorum:
         queue.change(tx, a, {"updated_at": at})

@@ -19,6 +19,7 @@ from airgate.runtime.clock import Clock, SystemClock, format_time, time_after
 from airgate.runtime.config import Config
 from airgate.runtime.executors import ExecRequest, ExecResult, Executor, make_executor
 from airgate.runtime.executors.output import storable_output, storable_text
+from airgate.runtime.ledger import ActionLedger, fold, stored_problem
 from airgate.runtime.records import (
     COMPLETED,
     FAILED,
@@ -96,10 +97,19 @@ class Runtime:
 
         Whatever an executor answers or raises, its outcome is recorded. Only the store
         failing to record it leaves an action running: then :class:`OutcomeNotRecorded`
-        says so, and ``tick`` finishes the run later under the same idempotency key."""
+        says so, and ``tick`` finishes the run later under the same idempotency key.
+        An action whose stored state the ledger does not vouch for (started with this run
+        key and, to apply, approved by the ledgered quorum) is not run: a ``refused`` entry
+        says why and the action is left as it is."""
         todo = list(actions)
+        with self.store.read() as tx:
+            states = {a.id: fold(a.id, tx.ledger_for(a.id)) for a in todo}
         done: list[ActionRecord] = []
         for index, action in enumerate(todo):
+            why = _run_problem(states[action.id], action)
+            if why is not None:
+                done.append(self._refuse_run(action, why, actor))
+                continue
             name = "executor"
             try:
                 executor = self.executor_for(action.action_type)
@@ -133,6 +143,13 @@ class Runtime:
             idempotency_key=action.run_key or "",
             reconcile=reconcile,
         )
+
+    def _refuse_run(self, action: ActionRecord, why: str, actor: str) -> ActionRecord:
+        at = format_time(self.now())
+        with self.store.write() as tx:
+            tx.log(LedgerEvent("refused", actor, action.id, action.status, action.status,
+                               f"not run: {why}", {"attempt": "execute"}), at)
+        return action
 
     def _finish(self, action: ActionRecord, result: ExecResult, *, actor: str, reconcile: bool,
                 event_done: str | None) -> ActionRecord:
@@ -198,3 +215,12 @@ class Runtime:
 class OutcomeNotRecorded(StoreError):
     """An executor ran but the store could not record how it ended: the action stays
     running under its idempotency key until ``tick`` reconciles it."""
+
+
+def _run_problem(state: ActionLedger, action: ActionRecord) -> str | None:
+    why = stored_problem(state, action)
+    if why is None and (action.operation or "apply") == "apply" and not state.approved():
+        approvers = len({name for name, _ in state.approvers})
+        why = (f"the ledger holds {approvers} of the {state.quorum} approvals its ledgered"
+               " quorum needs")
+    return why

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from airgate.catalog import Catalog
 from airgate.model import Decision
 from airgate.runtime.clock import format_time, time_after
+from airgate.runtime.ledger import evidence_digest
 from airgate.runtime.records import (
     AUTOMATION,
     DEDUPLICATED,
@@ -130,7 +131,8 @@ def _enqueue_batch(
                 evidence_rows.append({"action_id": target_id, "investigation": d.investigation,
                                       "added_at": at, "submitted_by": actor, "data": data})
                 tx.log(LedgerEvent("merged", actor, target_id, PENDING, PENDING, None,
-                                   {"investigation": d.investigation, "rules": list(d.rules)}),
+                                   {"investigation": d.investigation, "rules": list(d.rules),
+                                    "evidence": evidence_digest(data)}),
                        at)
                 outcomes.append(SubmitOutcome("merged", d, target_id))
                 continue
@@ -144,7 +146,7 @@ def _enqueue_batch(
                 then = _automatic(tx, d, row, pair, made, automatic_used, hour_ago, now, at)
             tx.log(LedgerEvent("created", actor, row["id"], None, PENDING, row["reason"],
                                {"rules": list(d.rules), "approval": row["approval"],
-                                "investigation": d.investigation}), at)
+                                "investigation": d.investigation, **_bound(row, data)}), at)
             for event in then:
                 tx.log(event, at)
             rows.append(row)
@@ -162,6 +164,13 @@ def _enqueue_batch(
             if o.action_id is not None else o for o in outcomes]
     started = [records[row["id"]] for row in rows if row["status"] == RUNNING]
     return done, started
+
+
+def _bound(row: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    # What execution depends on, bound into the created entry: ``ledger verify`` compares
+    # the tables with it, and approve and execute trust it over the mutable columns.
+    return {"action_type": row["action_type"], "entity_key": row["entity_key"],
+            "expires_at": row["expires_at"], "evidence": [evidence_digest(data)]}
 
 
 def _record(row: dict[str, Any]) -> ActionRecord:

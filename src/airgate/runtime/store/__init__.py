@@ -1,7 +1,8 @@
 """The store: the one place airgate talks SQL (SQLAlchemy Core over SQLite and PostgreSQL).
 
 ``database.py`` opens a store and hands out transactions, ``tx.py`` is what a
-transaction can read and write, ``schema.py`` holds the tables and their
+transaction can read and write (``audit.py``: the range reads that replay the
+ledger against the tables), ``schema.py`` holds the tables and their
 versioned migrations. Importing this package loads SQLAlchemy.
 
 May use: the runtime's records, clock and ledger hashing. Never the queue.

@@ -9,6 +9,8 @@ actions and their ledger entries is written with a few ``executemany`` calls.
 
 from __future__ import annotations
 
+import datetime as dt
+import secrets
 from collections.abc import Callable
 
 from sqlalchemy import (
@@ -23,7 +25,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     insert,
+    select,
 )
+
+from airgate.runtime.clock import format_time
 
 metadata = MetaData()
 
@@ -153,6 +158,18 @@ ledger_head = Table(
     Column("locked", Boolean, nullable=False, default=False),
 )
 
+# Version 2: one row saying which store this is (signed checkpoints name it, so a
+# checkpoint of one store never vouches for another) and from which entry on the
+# ledger uses hash version 2 (canonical ASCII JSON). Rows before it keep the hash
+# they were written with: rehashing them would erase what they prove.
+ledger_meta = Table(
+    "ledger_meta", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("store_id", String(64), nullable=False),
+    Column("hash_v2_from", Integer, nullable=False),
+    Column("created_at", T, nullable=False),
+)
+
 V1_TABLES = [schema_version, actions, evidence, investigations, approvals, executor_records,
              ledger, ledger_head]
 
@@ -162,8 +179,21 @@ def _v1(conn: Connection) -> None:
     conn.execute(insert(ledger_head).values(id=1, seq=0, hash="0" * 64, locked=False))
 
 
+def _v2(conn: Connection) -> None:
+    ledger_meta.create(conn)
+    # Locked like a writer does, so no entry lands between reading the head and the boundary.
+    head = int(conn.execute(select(ledger_head.c.seq).where(ledger_head.c.id == 1)
+                            .with_for_update()).scalar() or 0)
+    conn.execute(insert(ledger_meta).values(
+        id=1, store_id=secrets.token_hex(16), hash_v2_from=head + 1,
+        created_at=format_time(dt.datetime.now(dt.UTC))))
+
+
+ALL_TABLES = [*V1_TABLES, ledger_meta]
+
 # (version, description, apply). Append new versions; never edit a released one.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "actions, evidence, approvals, executor records, hash-chained ledger", _v1),
+    (2, "store identity; ledger hash version 2 (canonical ASCII JSON) for new entries", _v2),
 ]
 LATEST = MIGRATIONS[-1][0]

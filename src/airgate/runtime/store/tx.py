@@ -7,12 +7,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from airgate.runtime.ledger import LedgerRow, canonical_json, row_hash
+from airgate.runtime.ledger import LedgerRow, canonical_text, row_hash_v2
 from airgate.runtime.records import ActionFilter, ActionRecord, LedgerEntry, LedgerEvent
 from airgate.runtime.store import schema as s
+from airgate.runtime.store.audit import AuditReads, action_of, entry_of
 
 _JSON_COLUMNS = ("rules", "approval", "reasons", "undo", "result")
 CHUNK = 5000
@@ -24,24 +25,11 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _action(row: Row[Any]) -> ActionRecord:
-    data = dict(row._mapping)
-    for name in ("rules", "reasons"):
-        data[name] = tuple(json.loads(data[name]))
-    data["approval"] = json.loads(data["approval"])
-    for name in ("undo", "result"):
-        data[name] = None if data[name] is None else json.loads(data[name])
-    data.pop("primary_rule", None)
-    return ActionRecord(**data)
+_action = action_of
+_entry = entry_of
 
 
-def _entry(row: Row[Any]) -> LedgerEntry:
-    data = dict(row._mapping)
-    data["details"] = json.loads(data["details"])
-    return LedgerEntry(**data)
-
-
-class Tx:
+class Tx(AuditReads):
     """Queries and changes inside one transaction (see ``Store.read`` and ``Store.write``)."""
 
     def __init__(self, conn: Connection, *, sqlite: bool) -> None:
@@ -106,8 +94,9 @@ class Tx:
         # The head stays in memory for the whole transaction: one hash per entry, no query.
         for ev, at in self._pending_ledger:
             seq += 1
-            details = canonical_json(dict(ev.details))
-            digest = row_hash(seq, at, ev.event, ev.actor, ev.action_id, ev.state_before,
+            # Hash version 2: the store was migrated when it was opened, so every new row is.
+            details = canonical_text(dict(ev.details))
+            digest = row_hash_v2(seq, at, ev.event, ev.actor, ev.action_id, ev.state_before,
                               ev.state_after, ev.comment, details, prev)
             rows.append({"seq": seq, "at": at, "event": ev.event, "actor": ev.actor,
                          "action_id": ev.action_id, "state_before": ev.state_before,
@@ -125,14 +114,28 @@ class Tx:
         row = self.conn.execute(select(s.ledger_head.c.seq, s.ledger_head.c.hash)).one()
         return int(row.seq), str(row.hash)
 
-    def iter_ledger(self, *, chunk: int = 20000) -> Iterator[LedgerEntry]:
-        """Every entry in sequence order, read in chunks so memory stays flat."""
+    def ledger_meta(self) -> tuple[str | None, int]:
+        """The store's identity and the first entry of hash version 2 (schema version 2).
+        A store whose identity row was deleted has none, and is hash version 2 throughout."""
+        row = self.conn.execute(select(s.ledger_meta.c.store_id, s.ledger_meta.c.hash_v2_from)
+                                .where(s.ledger_meta.c.id == 1)).first()
+        return (None, 1) if row is None else (str(row.store_id), int(row.hash_v2_from))
+
+    def last_entry_at(self) -> str | None:
+        cols = s.ledger.c
+        return self.conn.execute(select(cols.at).order_by(cols.seq.desc()).limit(1)).scalar()
+
+    def iter_ledger(self, *, chunk: int = 20000, since: str | None = None
+                    ) -> Iterator[LedgerEntry]:
+        """Every entry in sequence order (``since``: those at or after that stored time),
+        read in chunks so memory stays flat."""
         last = -1
         cols = s.ledger.c
         while True:
-            rows = self.conn.execute(
-                select(s.ledger).where(cols.seq > last).order_by(cols.seq).limit(chunk)
-            ).all()
+            query = select(s.ledger).where(cols.seq > last)
+            if since is not None:
+                query = query.where(cols.at >= since)
+            rows = self.conn.execute(query.order_by(cols.seq).limit(chunk)).all()
             if not rows:
                 return
             for row in rows:
