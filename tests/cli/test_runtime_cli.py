@@ -92,9 +92,17 @@ def test_submit_json_and_merge(cli):
     first = json.loads(cli.submit("--format", "json").stdout)
     assert [o["outcome"] for o in first] == ["created", "excluded", "created"]
     assert first[0]["decision"]["action"] == "isolate_device"
+    # The same investigation again changes nothing: each decision names its action.
     again = json.loads(cli.submit("--format", "json").stdout)
-    assert again[0]["outcome"] == "merged" and again[0]["action_id"] == 1
-    assert again[2]["status"] == "deduplicated"  # the file was quarantined a moment ago
+    assert [(o["outcome"], o["action_id"]) for o in again] == [
+        ("unchanged", 1), ("excluded", None), ("unchanged", 2)]
+    assert len(json.loads(cli.run("show", "1", "--format", "json").stdout)["evidence"]) == 1
+    # A new investigation on the same entities: merged, and deduplicated within the window.
+    (cli.tmp / "inv2.json").write_text(investigation("inv-8"))
+    other = json.loads(cli.run("submit", str(cli.tmp / "inv2.json"), "--policy",
+                               str(cli.tmp / "policy.yaml"), "--format", "json").stdout)
+    assert other[0]["outcome"] == "merged" and other[0]["action_id"] == 1
+    assert other[2]["status"] == "deduplicated"  # the file was quarantined a moment ago
 
 
 def test_submit_with_a_broken_policy(cli):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import itertools
 import json
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -23,6 +23,11 @@ from airgate.cli.runtime_common import (
 )
 from airgate.errors import EXIT_FAILED, Finding, PolicyLoadErrors
 from airgate.runtime.records import OPEN, SETTLED, STATUSES, ActionFilter
+from airgate.runtime.submit import SubmitIncomplete, SubmitOutcome
+
+if TYPE_CHECKING:
+    from airgate.catalog import Catalog
+    from airgate.model import Evidence
 
 DEFAULT_LIMIT = 200
 F = TypeVar("F", bound=Callable[..., Any])
@@ -51,10 +56,8 @@ def submit(evidence: tuple[str, ...], policy_paths: tuple[str, ...], engine_name
     pending is attached to that action. Excluded decisions are listed, not queued.
     """
     from airgate.engine import core as engine_mod
-    from airgate.engine.decision_json import decision_to_dict
     from airgate.evidence.reader import iter_evidence
     from airgate.policy.loader import load_policy_set
-    from airgate.render import table
 
     who = resolve_actor(actor)
     try:
@@ -69,18 +72,38 @@ def submit(evidence: tuple[str, ...], policy_paths: tuple[str, ...], engine_name
         click.echo(f"airgate: warning: {finding}", err=True)
 
     engine = engine_mod.compile(policy_set, engine=engine_name)
+    seen: dict[str, None] = {}  # every investigation read, decisions or not
+
+    def noted(items: Iterable[Evidence]) -> Iterator[Evidence]:
+        for item in items:
+            seen.setdefault(item.investigation)
+            yield item
+
     items = itertools.chain.from_iterable(
-        iter_evidence(source, on_warning=on_warning) for source in evidence)
+        noted(iter_evidence(source, on_warning=on_warning)) for source in evidence)
     decisions = engine.evaluate(items)
     queue = open_queue(db, config_path)
-    outcomes = queue.submit(decisions, actor=who, catalog=policy_set.catalog)
+    try:
+        outcomes = queue.submit(decisions, actor=who, catalog=policy_set.catalog,
+                                investigations=seen)
+    except SubmitIncomplete as exc:
+        _emit_outcomes(exc.outcomes, fmt, policy_set.catalog)
+        raise
+    _emit_outcomes(outcomes, fmt, policy_set.catalog)
+
+
+def _emit_outcomes(outcomes: Sequence[SubmitOutcome], fmt: str, catalog: Catalog) -> None:
+    from airgate.cli.runtime_common import action_note
+    from airgate.engine.decision_json import decision_to_dict
+    from airgate.render import table
+
     if fmt == "json":
         echo_json([{
             "outcome": o.outcome,
             "action_id": o.action_id,
             "status": o.action.status if o.action else None,
             "action": o.action.as_dict() if o.action else None,
-            "decision": decision_to_dict(o.decision, policy_set.catalog),
+            "decision": decision_to_dict(o.decision, catalog),
         } for o in outcomes])
         return
     if not outcomes:
@@ -92,9 +115,9 @@ def submit(evidence: tuple[str, ...], policy_paths: tuple[str, ...], engine_name
         note = ""
         if o.outcome == "excluded":
             note = "excluded by " + ", ".join(o.decision.suppressed_by)
+        elif o.outcome == "unchanged" and a is not None:
+            note = f"already submitted: action {a.id}, {a.status}"
         elif a is not None:
-            from airgate.cli.runtime_common import action_note
-
             note = action_note(a)
         rows.append((o.action_id or "", o.outcome, a.status if a else "",
                      o.decision.investigation, o.decision.action, o.decision.entity.type,

@@ -25,7 +25,10 @@ def _dumps(value: Any) -> str:
 
 
 def _action(row: Row[Any]) -> ActionRecord:
-    data = dict(row._mapping)
+    return _action_from(dict(row._mapping))
+
+
+def _action_from(data: dict[str, Any]) -> ActionRecord:
     for name in ("rules", "reasons"):
         data[name] = tuple(json.loads(data[name]))
     data["approval"] = json.loads(data["approval"])
@@ -213,6 +216,30 @@ class Tx:
         out: dict[tuple[str, str], ActionRecord] = {}
         for action in sorted(found, key=lambda a: a.id):
             out.setdefault((action.entity_key, action.action_type), action)
+        return out
+
+    def submitted_for(
+        self, triples: Iterable[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], ActionRecord]:
+        """The earliest action, in any status, holding evidence of each (investigation,
+        entity key, action type) that has one: what a resubmission finds already done."""
+        wanted = set(triples)
+        invs = sorted({i for i, _, _ in wanted})
+        a, e = s.actions.c, s.evidence.c
+        found: list[tuple[str, ActionRecord]] = []
+        for start in range(0, len(invs), IN_CHUNK):
+            # ix_evidence_inv finds the investigation's evidence; the join is by primary key.
+            rows = self.conn.execute(
+                select(e.investigation.label("evidence_investigation"), s.actions)
+                .select_from(s.evidence.join(s.actions, a.id == e.action_id))
+                .where(e.investigation.in_(invs[start:start + IN_CHUNK]))).all()
+            for r in rows:
+                if (r.evidence_investigation, r.entity_key, r.action_type) in wanted:
+                    data = {k: v for k, v in r._mapping.items() if k != "evidence_investigation"}
+                    found.append((r.evidence_investigation, _action_from(data)))
+        out: dict[tuple[str, str, str], ActionRecord] = {}
+        for inv, action in sorted(found, key=lambda x: x[1].id):
+            out.setdefault((inv, action.entity_key, action.action_type), action)
         return out
 
     def recent_approval(
