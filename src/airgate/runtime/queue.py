@@ -131,6 +131,22 @@ class Queue(Runtime):
                 "ledger": [e.as_dict() for e in tx.ledger_for(action_id)],
             }
 
+    def get_many(self, ids: Iterable[int]) -> list[ActionRecord]:
+        """Several actions in the order asked; NotFound names every missing id."""
+        with self.store.read() as tx:
+            return self.load(tx, ids)
+
+    def approvers(self, ids: Iterable[int]) -> dict[int, list[str]]:
+        """Who has approved each action so far (a quorum's approvals so far), in order."""
+        with self.store.read() as tx:
+            return tx.approvers_of(ids)
+
+    def undone_by(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+        """Per undone action: who undid it and how (``undone``, or ``reverted`` by a timed
+        revert). ``decided_by`` stays the approver; the ledger knows the undoer."""
+        with self.store.read() as tx:
+            return tx.undone_by(ids)
+
     def ledger_entries(self, action_id: int) -> list[LedgerEntry]:
         with self.store.read() as tx:
             return tx.ledger_for(action_id)

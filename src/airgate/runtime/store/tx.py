@@ -379,6 +379,30 @@ class Tx:
             cols.action_id == action_id).order_by(cols.id)).all()
         return [dict(r._mapping) for r in rows]
 
+    def approvers_of(self, ids: Iterable[int]) -> dict[int, list[str]]:
+        """Who approved each action so far, in order (ids without approvals are absent)."""
+        cols = s.approvals.c
+        wanted = list(dict.fromkeys(ids))
+        out: dict[int, list[str]] = {}
+        for start in range(0, len(wanted), IN_CHUNK):
+            rows = self.conn.execute(select(cols.action_id, cols.actor).where(
+                cols.action_id.in_(wanted[start:start + IN_CHUNK])).order_by(cols.id)).all()
+            for action_id, actor in rows:
+                out.setdefault(action_id, []).append(actor)
+        return out
+
+    def undone_by(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+        """Per action: the actor and event (``undone`` or ``reverted``) of its last undo."""
+        cols = s.ledger.c
+        wanted = list(dict.fromkeys(ids))
+        out: dict[int, tuple[str, str]] = {}
+        for start in range(0, len(wanted), IN_CHUNK):
+            rows = self.conn.execute(select(cols.action_id, cols.actor, cols.event).where(and_(
+                cols.action_id.in_(wanted[start:start + IN_CHUNK]),
+                cols.event.in_(("undone", "reverted")))).order_by(cols.seq)).all()
+            out.update((action_id, (actor, event)) for action_id, actor, event in rows)
+        return out
+
     # ------------------------------------------------------------ record executor
     def get_record(self, key: str) -> dict[str, Any] | None:
         cols = s.executor_records.c
