@@ -26,7 +26,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "evaluate",
     "test": "policytest",
     "diff": "diff",
-    "submit": "queue",
+    "submit": "submit",
     "actions": "queue",
     "show": "queue",
     "approve": "queue",

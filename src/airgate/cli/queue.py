@@ -1,13 +1,11 @@
-"""The queue commands: submit, actions, show, approve, reject, history, undo, redo,
-investigations, expire, tick."""
+"""The queue commands: actions, show, approve, reject, history, undo, redo,
+investigations, expire, tick (submit is ``cli/submit.py``)."""
 
 from __future__ import annotations
 
-import itertools
 import json
-import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -21,13 +19,8 @@ from airgate.cli.runtime_common import (
     resolve_actor,
     short_time,
 )
-from airgate.errors import EXIT_FAILED, Finding, PolicyLoadErrors, TransitionError
+from airgate.errors import TransitionError
 from airgate.runtime.records import OPEN, SETTLED, STATUSES, ActionFilter
-from airgate.runtime.submit import SubmitIncomplete, SubmitOutcome
-
-if TYPE_CHECKING:
-    from airgate.catalog import Catalog
-    from airgate.model import Evidence
 
 DEFAULT_LIMIT = 200
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,94 +29,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _fmt(*choices: str) -> Callable[[F], F]:
     return click.option("--format", "fmt", type=click.Choice(list(choices)),
                         default=choices[0], show_default=True)
-
-
-@click.command("submit")
-@click.argument("evidence", nargs=-1, required=True)
-@click.option("--policy", "policy_paths", multiple=True, required=True,
-              help="Policy file or directory (repeatable).")
-@click.option("--engine", "engine_name", type=click.Choice(["indexed", "durable"]),
-              default="indexed", show_default=True)
-@_fmt("table", "json")
-@actor_option
-@db_options
-def submit(evidence: tuple[str, ...], policy_paths: tuple[str, ...], engine_name: str, fmt: str,
-           actor: str | None, db: str | None, config_path: str | None) -> None:
-    """Evaluate EVIDENCE under a policy set and enqueue the resulting actions.
-
-    Automatic actions are approved by 'automation' and carried out at once;
-    the rest wait as pending. Evidence for an entity and action already
-    pending is attached to that action. Excluded decisions are listed, not queued.
-    """
-    from airgate.engine import core as engine_mod
-    from airgate.evidence.reader import iter_evidence
-    from airgate.policy.loader import load_policy_set
-
-    who = resolve_actor(actor)
-    try:
-        policy_set = load_policy_set(list(policy_paths))
-    except PolicyLoadErrors as exc:
-        for finding in exc.findings:
-            click.echo(f"airgate: error: {finding.location}: {finding.code}: {finding.message}",
-                       err=True)
-        sys.exit(EXIT_FAILED)
-
-    def on_warning(finding: Finding) -> None:
-        click.echo(f"airgate: warning: {finding}", err=True)
-
-    engine = engine_mod.compile(policy_set, engine=engine_name)
-    seen: dict[str, None] = {}  # every investigation read, decisions or not
-
-    def noted(items: Iterable[Evidence]) -> Iterator[Evidence]:
-        for item in items:
-            seen.setdefault(item.investigation)
-            yield item
-
-    items = itertools.chain.from_iterable(
-        noted(iter_evidence(source, on_warning=on_warning)) for source in evidence)
-    decisions = engine.evaluate(items)
-    queue = open_queue(db, config_path)
-    try:
-        outcomes = queue.submit(decisions, actor=who, catalog=policy_set.catalog,
-                                investigations=seen)
-    except SubmitIncomplete as exc:
-        _emit_outcomes(exc.outcomes, fmt, policy_set.catalog)
-        raise
-    _emit_outcomes(outcomes, fmt, policy_set.catalog)
-
-
-def _emit_outcomes(outcomes: Sequence[SubmitOutcome], fmt: str, catalog: Catalog) -> None:
-    from airgate.cli.runtime_common import action_note
-    from airgate.engine.decision_json import decision_to_dict
-    from airgate.render import table
-
-    if fmt == "json":
-        echo_json([{
-            "outcome": o.outcome,
-            "action_id": o.action_id,
-            "status": o.action.status if o.action else None,
-            "action": o.action.as_dict() if o.action else None,
-            "decision": decision_to_dict(o.decision, catalog),
-        } for o in outcomes])
-        return
-    if not outcomes:
-        click.echo("no actions")
-        return
-    rows = []
-    for o in outcomes:
-        a = o.action
-        note = ""
-        if o.outcome == "excluded":
-            note = "excluded by " + ", ".join(o.decision.suppressed_by)
-        elif o.outcome == "unchanged" and a is not None:
-            note = f"already submitted: action {a.id}, {a.status}"
-        elif a is not None:
-            note = action_note(a)
-        rows.append((o.action_id or "", o.outcome, a.status if a else "",
-                     o.decision.investigation, o.decision.action, o.decision.entity.type,
-                     o.decision.entity.name, note))
-    click.echo(table(("id", "outcome", "status", "investigation", "action", "entity type",
-                      "entity", "note"), rows))
 
 
 def _filter_options(func: F) -> F:
@@ -430,7 +335,7 @@ def tick(fmt: str, db: str | None, config_path: str | None) -> None:
 
 
 COMMANDS: dict[str, click.Command] = {
-    "submit": submit, "actions": actions, "show": show, "approve": approve, "reject": reject,
+    "actions": actions, "show": show, "approve": approve, "reject": reject,
     "history": history, "undo": undo, "redo": redo, "investigations": investigations,
     "expire": expire, "tick": tick,
 }
