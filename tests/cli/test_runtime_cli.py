@@ -417,3 +417,14 @@ def test_shell_completion_script_is_produced():
                                 env={"_AIRGATE_COMPLETE": "bash_source"})
     assert result.exit_code == 0
     assert "_airgate_completion" in result.stdout and "_AIRGATE_COMPLETE" in result.stdout
+
+
+def test_approve_says_when_the_executor_failed(cli):
+    (cli.tmp / "airgate.yaml").write_text(
+        CONFIG + "executors:\n  isolate_device: {type: command, argv: [" + str(cli.tmp / "none")
+        + "]}\n")
+    cli.submit()
+    result = cli.run("approve", "1", "--actor", "alice")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("action 1 (isolate_device on device ws1): approved and"
+                                    " carried out: failed: ")

@@ -83,3 +83,25 @@ def test_a_failing_batch_reports_what_was_stored(tmp_path, monkeypatch):
     # Submitting again (the poison removed) stores only what is missing.
     again = queue.submit([*decisions[:4], decisions[5]], actor="bob")
     assert [o.outcome for o in again] == ["unchanged"] * 4 + ["created"]
+
+
+def test_resubmission_and_the_new_reads_on_postgresql():
+    from airgate.runtime.clock import FixedClock
+    from airgate.runtime.config import Config
+    from airgate.runtime.queue import Queue
+    from airgate.runtime.store import Store
+    from runtime_helpers import USERS, clean_postgres_url
+
+    store = Store(clean_postgres_url())
+    queue = Queue(store, config=Config(users=USERS), clock=FixedClock("2024-05-01T12:00:00Z"))
+    queue.submit([decision("pa"), decision("pb", "quarantine_file", entity_type="file",
+                                            required=False)], actor="bob",
+                 investigations=["inv1", "quiet"])
+    again = queue.submit([decision("pa")], actor="bob")
+    assert [(o.outcome, o.action_id) for o in again] == [("unchanged", 1)]
+    queue.undo([2], actor="alice")
+    assert queue.undone_by([1, 2]) == {2: ("alice", "undone")}
+    assert queue.approvers([1, 2]) == {}
+    assert {r["investigation"]: r["status"] for r in queue.investigations()} == {
+        "inv1": "pending approval", "quiet": "no threats found"}
+    store.close()
