@@ -428,3 +428,9 @@ def test_approve_says_when_the_executor_failed(cli):
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith("action 1 (isolate_device on device ws1): approved and"
                                     " carried out: failed: ")
+
+
+def test_a_bare_group_still_shows_its_help(cli):
+    for args in ([], ["ledger"]):
+        result = cli.run(*args)
+        assert "Usage: airgate" in result.output and "airgate: error" not in result.output

@@ -85,6 +85,10 @@ class LazyGroup(click.Group):
 
 def _usage(exc: click.UsageError) -> NoReturn:
     """Click's usage errors in airgate's one style: ``airgate: error: ...``, exit 2."""
+    no_args = getattr(click.exceptions, "NoArgsIsHelpError", None)
+    if no_args is not None and isinstance(exc, no_args):
+        exc.show()  # a group called bare shows its help: not an error message
+        sys.exit(exc.exit_code)
     hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
     click.echo(f"airgate: error: {escape(exc.format_message().rstrip('.'))}{hint}", err=True)
     sys.exit(EXIT_USAGE)
