@@ -102,3 +102,40 @@ def test_dotted_names_in_the_docs_resolve(page: str, dotted: str) -> None:
             target = getattr(target, attr)
         return
     raise AssertionError(f"{page}: {dotted} does not resolve")
+
+
+def analyst_walkthrough() -> tuple[str, list[str]]:
+    section = README.split("### For analysts: the queue", 1)[1].split("\n## ", 1)[0]
+    config = re.search(r"```yaml\n(.+?)```", section, re.S)
+    commands = re.search(r"```sh\n(.+?)```", section, re.S)
+    assert config is not None and commands is not None
+    return config.group(1), [c for c in commands.group(1).splitlines() if c.strip()]
+
+
+def test_the_analyst_walkthrough_runs_top_to_bottom(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    config, commands = analyst_walkthrough()
+    assert len(commands) >= 10
+    for folder in ("examples", "policies"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    (tmp_path / "airgate.yaml").write_text(config, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    for name in ("AIRGATE_DB", "AIRGATE_CONFIG", "AIRGATE_ACTOR", "AIRGATE_NOW"):
+        monkeypatch.delenv(name, raising=False)
+    runner = CliRunner()
+    for line in commands:
+        words = shlex.split(line, comments=True)
+        assert words[0] == "airgate", line
+        out_file = None
+        if ">" in words:
+            at = words.index(">")
+            words, out_file = words[:at], words[at + 1]
+        result = runner.invoke(main, words[1:], env={"AIRGATE_ACTOR": "nobody"})
+        assert result.exit_code == 0, f"{line}\n{result.stdout}{result.stderr}"
+        if out_file is not None:
+            (tmp_path / out_file).write_text(result.stdout, encoding="utf-8")
+    history = (tmp_path / "history.csv").read_text(encoding="utf-8")
+    assert history.startswith("id,status,") and "isolate_device" in history
+    assert "verified" in runner.invoke(main, ["ledger", "verify"]).stdout

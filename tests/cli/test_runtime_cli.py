@@ -92,9 +92,17 @@ def test_submit_json_and_merge(cli):
     first = json.loads(cli.submit("--format", "json").stdout)
     assert [o["outcome"] for o in first] == ["created", "excluded", "created"]
     assert first[0]["decision"]["action"] == "isolate_device"
+    # The same investigation again changes nothing: each decision names its action.
     again = json.loads(cli.submit("--format", "json").stdout)
-    assert again[0]["outcome"] == "merged" and again[0]["action_id"] == 1
-    assert again[2]["status"] == "deduplicated"  # the file was quarantined a moment ago
+    assert [(o["outcome"], o["action_id"]) for o in again] == [
+        ("unchanged", 1), ("excluded", None), ("unchanged", 2)]
+    assert len(json.loads(cli.run("show", "1", "--format", "json").stdout)["evidence"]) == 1
+    # A new investigation on the same entities: merged, and deduplicated within the window.
+    (cli.tmp / "inv2.json").write_text(investigation("inv-8"))
+    other = json.loads(cli.run("submit", str(cli.tmp / "inv2.json"), "--policy",
+                               str(cli.tmp / "policy.yaml"), "--format", "json").stdout)
+    assert other[0]["outcome"] == "merged" and other[0]["action_id"] == 1
+    assert other[2]["status"] == "deduplicated"  # the file was quarantined a moment ago
 
 
 def test_submit_with_a_broken_policy(cli):
@@ -276,3 +284,153 @@ def test_every_runtime_command_has_help(cli):
                  "investigations", "expire", "tick", "ledger"):
         result = cli.run(name, "--help")
         assert result.exit_code == 0 and "Usage:" in result.stdout
+
+
+# ---------------------------------------------------------------- what a command did, in words
+QUORUM_POLICY = """\
+apiVersion: airgate/v1
+kind: Policy
+metadata: {name: q}
+spec:
+  rules:
+    - id: q.isolate
+      match: {verdict: malicious, entity: device}
+      action: isolate_device
+      approval: {roles: [active-remediation], quorum: 2}
+"""
+
+
+def test_approve_says_how_many_approvals_the_quorum_still_needs(cli):
+    (cli.tmp / "policy.yaml").write_text(QUORUM_POLICY)
+    cli.submit()
+    first = cli.run("approve", "1", "--actor", "alice")
+    assert first.exit_code == 0
+    assert first.stdout == ("action 1 (isolate_device on device ws1): approval 1 of 2 recorded;"
+                            " waiting for 1 more (still pending)\n")
+    second = cli.run("approve", "1", "--actor", "root")
+    assert second.stdout == ("action 1 (isolate_device on device ws1): approved and carried"
+                             " out: completed\n")
+
+
+def test_approve_names_the_action_it_duplicates(cli):
+    cli.submit()
+    cli.run("approve", "1", "--actor", "alice")
+    (cli.tmp / "inv2.json").write_text(investigation("inv-8"))  # the same device, a new alert
+    cli.run("submit", str(cli.tmp / "inv2.json"), "--policy", str(cli.tmp / "policy.yaml"))
+    result = cli.run("approve", "3", "--actor", "alice")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ("action 3 (isolate_device on device ws1): approved, not carried"
+                             " out again: duplicate of action 1 (isolate_device on device"
+                             " ws1), completed\n")
+
+
+def test_reject_and_redo_say_what_was_done(cli):
+    cli.submit()
+    rejected = cli.run("reject", "1", "--actor", "alice", "--reason", "test host")
+    assert rejected.stdout == ("action 1 (isolate_device on device ws1): rejected by alice:"
+                               " test host\n")
+    redo = cli.run("redo", "1", "--action", "contain_device", "--actor", "alice")
+    assert redo.stdout == ("action 3 (contain_device on device ws1): created from action 1"
+                           " (isolate_device on device ws1), now superseded; pending approval"
+                           " by active-remediation (quorum 1)\n")
+
+
+def test_undo_all_instances_says_how_many_and_on_which_devices(cli):
+    cli.submit()
+    (cli.tmp / "inv2.json").write_text(investigation("inv-8", "d9", "ws9"))
+    later = {"AIRGATE_NOW": "2024-05-01T14:00:00Z"}
+    cli.run("submit", str(cli.tmp / "inv2.json"), "--policy", str(cli.tmp / "policy.yaml"),
+            **later)
+    result = cli.run("undo", "2", "--all-instances", "--actor", "alice", **later)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "--all-instances: 2 action(s) matched (1 beyond those named) on hash aa11, on 2"
+        " device(s): d1, d9",
+        "action 2 (quarantine_file on file evil.exe) on d1: undone",
+        "action 4 (quarantine_file on file evil.exe) on d9: undone",
+    ]
+
+
+def test_history_shows_who_undid_an_action(cli):
+    cli.submit()  # action 2 was approved by automation
+    cli.run("undo", "2", "--actor", "alice")
+    table_out = cli.run("history").stdout
+    row = next(x for x in table_out.splitlines() if x.startswith("2 "))
+    assert "automation" in row and "undone by alice" in row
+    rows = list(csv.DictReader(io.StringIO(cli.run("history", "--format", "csv").stdout)))
+    assert rows[0]["undone by"] == "alice" and rows[0]["decided by"] == "automation"
+    doc = json.loads(cli.run("history", "--format", "json").stdout)
+    assert doc[0]["undone_by"] == "alice"
+
+
+def test_usage_errors_of_click_and_airgate_look_alike(cli):
+    cli.submit()
+    missing = cli.run("reject", "1", "--actor", "alice")
+    assert (missing.exit_code, missing.stderr) == (
+        2, "airgate: error: Missing option '--reason' (see 'airgate reject --help')\n")
+    unknown = cli.run("frobnicate")
+    assert (unknown.exit_code, unknown.stderr) == (
+        2, "airgate: error: No such command 'frobnicate' (see 'airgate --help')\n")
+    mixed = cli.run("approve", "1", "2", "--actor", "root")
+    assert mixed.exit_code == 2 and mixed.stderr.startswith("airgate: error: ")
+
+
+def test_bulk_approve_by_investigation_and_action_type(cli):
+    (cli.tmp / "policy.yaml").write_text(POLICY.replace("approval: auto", "approval: required"))
+    cli.submit()
+    mixed = cli.run("approve", "--investigation", "inv-7", "--actor", "root")
+    assert mixed.exit_code == 2 and "share an action type" in mixed.stderr
+    ok = cli.run("approve", "--investigation", "inv-7", "--action-type", "quarantine_file",
+                 "--actor", "root", "--format", "json")
+    assert ok.exit_code == 0, ok.stderr
+    assert [(a["id"], a["status"]) for a in json.loads(ok.stdout)] == [(2, "completed")]
+    none_left = cli.run("reject", "--investigation", "inv-7", "--action-type",
+                        "quarantine_file", "--reason", "x", "--actor", "root")
+    assert none_left.exit_code == 1
+    assert "no pending action in investigation inv-7 of type quarantine_file" in none_left.stderr
+    both = cli.run("approve", "1", "--investigation", "inv-7", "--actor", "root")
+    assert both.exit_code == 2 and "either ids or --investigation" in both.stderr
+    neither = cli.run("approve", "--actor", "root")
+    assert neither.exit_code == 2 and "name the actions to approve" in neither.stderr
+
+
+def test_show_several_ids(cli):
+    cli.submit()
+    text = cli.run("show", "1", "2").stdout
+    assert text.count("\nledger:") == 2 and "action 2: quarantine_file" in text
+    stories = json.loads(cli.run("show", "1", "2", "--format", "json").stdout)
+    assert [s["action"]["id"] for s in stories] == [1, 2]
+    missing = cli.run("show", "1", "98", "99")
+    assert (missing.exit_code, missing.stdout) == (1, "")
+    assert missing.stderr == "airgate: error: no action 98, 99\n"
+
+
+def test_tick_reports_like_expire(cli):
+    cli.submit()
+    tick = cli.run("tick", AIRGATE_NOW="2024-05-09T12:00:00Z")
+    assert tick.stdout == ("expired 1 action(s): 1\nreverted 1 action(s): 2\n"
+                           "reconciled 0 action(s)\n")
+
+
+def test_shell_completion_script_is_produced():
+    result = CliRunner().invoke(main, [], prog_name="airgate",
+                                env={"_AIRGATE_COMPLETE": "bash_source"})
+    assert result.exit_code == 0
+    assert "_airgate_completion" in result.stdout and "_AIRGATE_COMPLETE" in result.stdout
+
+
+def test_approve_says_when_the_executor_failed(cli):
+    (cli.tmp / "airgate.yaml").write_text(
+        CONFIG + "executors:\n  isolate_device: {type: command, argv: [" + str(cli.tmp / "none")
+        + "]}\n")
+    cli.submit()
+    result = cli.run("approve", "1", "--actor", "alice")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("action 1 (isolate_device on device ws1): approved and"
+                                    " carried out: failed: ")
+
+
+def test_a_bare_group_still_shows_its_help(cli):
+    for args in ([], ["ledger"]):
+        result = cli.run(*args)
+        assert "Usage: airgate" in result.output and "airgate: error" not in result.output

@@ -240,7 +240,7 @@ def test_a_deleted_action_row_is_reported(queue):
 def test_an_untouched_store_has_no_differences(queue):
     history(queue)
     queue.submit([decision("d", required=False, revert_after=3600),
-                  decision("d", required=False),  # deduplicated
+                  decision("d", required=False, investigation="inv3"),  # deduplicated
                   decision("e"), decision("e", investigation="inv2"),  # merged
                   decision("f", expires_after=60)], actor="bob")
     queue.approve([3], actor="carol")

@@ -38,7 +38,8 @@ def test_same_entity_and_action_pending_is_merged(tmp_path):
 
 def test_duplicates_inside_one_batch_merge(tmp_path):
     queue, _ = make_queue(tmp_path)
-    outs = queue.submit([decision(), decision()], actor="bob")
+    outs = queue.submit([decision(investigation="inv1"), decision(investigation="inv2")],
+                        actor="bob")
     assert [o.outcome for o in outs] == ["created", "merged"]
 
 
@@ -73,7 +74,7 @@ def test_dedup_window_of_one_hour(tmp_path, minutes, status):
     first = submit_one(queue, decision())
     queue.approve([first.action_id], actor="alice")
     clock.advance(minutes=minutes)
-    again = submit_one(queue, decision())
+    again = submit_one(queue, decision(investigation="inv2"))  # a new alert, same device
     [after] = queue.approve([again.action_id], actor="alice")
     assert after.status == status
     if status == "deduplicated":
@@ -268,7 +269,11 @@ def test_timed_revert(tmp_path):
     ({"failed": 1, "completed": 1}, "failed"),
     ({"expired": 1, "completed": 1}, "terminated by system"),
     ({"rejected": 1, "completed": 1}, "partially remediated"),
-    ({"completed": 2, "deduplicated": 1, "undone": 1}, "remediated"),
+    ({"completed": 2, "deduplicated": 1}, "remediated"),
+    ({"completed": 2, "superseded": 1}, "remediated"),  # the replacement speaks for it
+    ({"undone": 2}, "partially remediated"),  # every effect reversed: not remediated
+    ({"completed": 1, "undone": 1}, "partially remediated"),
+    ({"superseded": 1, "pending": 1}, "pending approval"),
 ])
 def test_investigation_status(counts, status):
     assert derive(counts) == status

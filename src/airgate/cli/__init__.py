@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-from airgate.errors import EXIT_FAILED, AirgateError
+from airgate.errors import EXIT_FAILED, EXIT_USAGE, AirgateError
 from airgate.render import escape
 
 # command name -> module under airgate.cli (each exposes ``command``)
@@ -26,7 +26,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "evaluate",
     "test": "policytest",
     "diff": "diff",
-    "submit": "queue",
+    "submit": "submit",
     "actions": "queue",
     "show": "queue",
     "approve": "queue",
@@ -58,9 +58,18 @@ class LazyGroup(click.Group):
         commands: dict[str, click.Command] = getattr(module, "COMMANDS", {})
         return commands.get(cmd_name) or getattr(module, "command", None)
 
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:  # an unknown command or option of airgate itself
+            _usage(exc)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            _usage(exc)
         except AirgateError as exc:
             # Messages may quote evidence (an unknown key, its JSON path): attacker text.
             click.echo(f"airgate: error: {escape(str(exc))}", err=True)
@@ -74,7 +83,18 @@ class LazyGroup(click.Group):
             ctx.exit(EXIT_FAILED)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def _usage(exc: click.UsageError) -> NoReturn:
+    """Click's usage errors in airgate's one style: ``airgate: error: ...``, exit 2."""
+    no_args = getattr(click.exceptions, "NoArgsIsHelpError", None)
+    if no_args is not None and isinstance(exc, no_args):
+        exc.show()  # a group called bare shows its help: not an error message
+        sys.exit(exc.exit_code)
+    hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+    click.echo(f"airgate: error: {escape(exc.format_message().rstrip('.'))}{hint}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+@click.group("airgate", cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="airgate", prog_name="airgate")
 def main() -> None:
     """airgate: policies decide remediation actions; a queue holds them for approval;

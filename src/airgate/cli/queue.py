@@ -1,11 +1,9 @@
-"""The queue commands: submit, actions, show, approve, reject, history, undo, redo,
-investigations, expire, tick."""
+"""The queue commands: actions, show, approve, reject, history, undo, redo,
+investigations, expire, tick (submit is ``cli/submit.py``)."""
 
 from __future__ import annotations
 
-import itertools
 import json
-import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -21,7 +19,7 @@ from airgate.cli.runtime_common import (
     resolve_actor,
     short_time,
 )
-from airgate.errors import EXIT_FAILED, Finding, PolicyLoadErrors
+from airgate.errors import TransitionError
 from airgate.runtime.records import OPEN, SETTLED, STATUSES, ActionFilter
 
 DEFAULT_LIMIT = 200
@@ -31,87 +29,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _fmt(*choices: str) -> Callable[[F], F]:
     return click.option("--format", "fmt", type=click.Choice(list(choices)),
                         default=choices[0], show_default=True)
-
-
-@click.command("submit")
-@click.argument("evidence", nargs=-1, required=True)
-@click.option("--policy", "policy_paths", multiple=True, required=True,
-              help="Policy file or directory (repeatable).")
-@click.option("--engine", "engine_name", type=click.Choice(["indexed", "durable"]),
-              default="indexed", show_default=True)
-@click.option("--strict", is_flag=True,
-              help="Submit nothing and exit 1 when reading the evidence gave a warning"
-                   " (an unknown evidence type, an input that holds no evidence).")
-@_fmt("table", "json")
-@actor_option
-@db_options
-def submit(evidence: tuple[str, ...], policy_paths: tuple[str, ...], engine_name: str,
-           strict: bool, fmt: str, actor: str | None, db: str | None,
-           config_path: str | None) -> None:
-    """Evaluate EVIDENCE under a policy set and enqueue the resulting actions.
-
-    Automatic actions are approved by 'automation' and carried out at once;
-    the rest wait as pending. Evidence for an entity and action already
-    pending is attached to that action. Excluded decisions are listed, not queued.
-    """
-    from airgate.engine import core as engine_mod
-    from airgate.engine.decision_json import decision_to_dict
-    from airgate.evidence.reader import iter_evidence
-    from airgate.policy.loader import load_policy_set
-    from airgate.render import table
-
-    who = resolve_actor(actor)
-    try:
-        policy_set = load_policy_set(list(policy_paths))
-    except PolicyLoadErrors as exc:
-        for finding in exc.findings:
-            click.echo(f"airgate: error: {finding.location}: {finding.code}: {finding.message}",
-                       err=True)
-        sys.exit(EXIT_FAILED)
-
-    warned: list[Finding] = []
-
-    def on_warning(finding: Finding) -> None:
-        warned.append(finding)
-        click.echo(f"airgate: warning: {finding}", err=True)
-
-    engine = engine_mod.compile(policy_set, engine=engine_name)
-    items = itertools.chain.from_iterable(
-        iter_evidence(source, on_warning=on_warning) for source in evidence)
-    decisions = engine.evaluate(items)
-    if strict and warned:
-        click.echo(f"airgate: error: --strict: reading the evidence gave {len(warned)}"
-                   " warning(s); nothing submitted", err=True)
-        sys.exit(EXIT_FAILED)
-    queue = open_queue(db, config_path)
-    outcomes = queue.submit(decisions, actor=who, catalog=policy_set.catalog)
-    if fmt == "json":
-        echo_json([{
-            "outcome": o.outcome,
-            "action_id": o.action_id,
-            "status": o.action.status if o.action else None,
-            "action": o.action.as_dict() if o.action else None,
-            "decision": decision_to_dict(o.decision, policy_set.catalog),
-        } for o in outcomes])
-        return
-    if not outcomes:
-        click.echo("no actions")
-        return
-    rows = []
-    for o in outcomes:
-        a = o.action
-        note = ""
-        if o.outcome == "excluded":
-            note = "excluded by " + ", ".join(o.decision.suppressed_by)
-        elif a is not None:
-            from airgate.cli.runtime_common import action_note
-
-            note = action_note(a)
-        rows.append((o.action_id or "", o.outcome, a.status if a else "",
-                     o.decision.investigation, o.decision.action, o.decision.entity.type,
-                     o.decision.entity.name, note))
-    click.echo(table(("id", "outcome", "status", "investigation", "action", "entity type",
-                      "entity", "note"), rows))
 
 
 def _filter_options(func: F) -> F:
@@ -139,7 +56,12 @@ def _list(queue: Any, flt: ActionFilter, fmt: str, history: bool) -> None:
         rows = rows[:wanted]
         click.echo(f"airgate: showing the first {wanted} actions; --limit 0 shows all",
                    err=True)
-    emit_actions(rows, fmt, history=history)
+    undone_by = None
+    if history:
+        # decided_by is who approved; who undid an action is in its ledger entries.
+        undone_by = {i: actor for i, (actor, _) in queue.undone_by(
+            [a.id for a in rows if a.status == "undone"]).items()}
+    emit_actions(rows, fmt, history=history, undone_by=undone_by)
 
 
 @click.command("actions")
@@ -173,17 +95,29 @@ def history(statuses: tuple[str, ...], investigation: str | None, action_type: s
 
 
 @click.command("show")
-@click.argument("action_id", type=int)
+@click.argument("action_ids", nargs=-1, required=True, type=int)
 @_fmt("text", "json")
 @db_options
-def show(action_id: int, fmt: str, db: str | None, config_path: str | None) -> None:
-    """The whole story of one action: evidence, decision, approvals, results, ledger."""
+def show(action_ids: tuple[int, ...], fmt: str, db: str | None,
+         config_path: str | None) -> None:
+    """The whole story of actions: evidence, decision, approvals, results, ledger.
+
+    With several ids, JSON is a list of stories; text separates them by a blank line."""
+    queue = open_queue(db, config_path)
+    queue.get_many(action_ids)  # every missing id named at once, before any output
+    stories = [queue.show(i) for i in dict.fromkeys(action_ids)]
+    if fmt == "json":
+        echo_json(stories[0] if len(action_ids) == 1 else stories)
+        return
+    for n, story in enumerate(stories):
+        if n:
+            click.echo("")
+        _show_text(story)
+
+
+def _show_text(story: dict[str, Any]) -> None:
     from airgate.render import escape, table
 
-    story = open_queue(db, config_path).show(action_id)
-    if fmt == "json":
-        echo_json(story)
-        return
     a = story["action"]
     lines = [
         f"action {a['id']}: {a['action_type']} on {a['entity_type']} {a['entity_name']}",
@@ -230,45 +164,98 @@ def show(action_id: int, fmt: str, db: str | None, config_path: str | None) -> N
 
 def _ids_command(name: str, help_text: str) -> Callable[[Callable[..., Any]], click.Command]:
     def deco(func: Callable[..., Any]) -> click.Command:
-        func = click.argument("ids", nargs=-1, required=True, type=int)(func)
+        func = click.argument("ids", nargs=-1, type=int)(func)
         return click.command(name, help=help_text)(func)
     return deco
 
 
-@_ids_command("approve", "Approve pending actions (several only of one action type).")
+def _bulk_options(func: F) -> F:
+    func = click.option("--action-type", metavar="TYPE",
+                        help="With --investigation: only this action type.")(func)
+    return click.option("--investigation", metavar="ID",
+                        help="Every pending action of this investigation (with --action-type"
+                             " when it holds several types).")(func)
+
+
+def _chosen(queue: Any, ids: tuple[int, ...], investigation: str | None,
+            action_type: str | None, verb: str) -> list[int]:
+    """The ids named, or the pending actions an --investigation filter selects."""
+    if ids and (investigation or action_type):
+        raise click.UsageError(f"{verb} either ids or --investigation, not both")
+    if ids:
+        return list(ids)
+    if not investigation:
+        raise click.UsageError(f"name the actions to {verb}: ids, or --investigation ID"
+                               " [--action-type TYPE]")
+    found = queue.list_actions(ActionFilter(("pending",), investigation, action_type))
+    if not found:
+        raise TransitionError(f"no pending action in investigation {investigation}"
+                              + (f" of type {action_type}" if action_type else ""))
+    return [a.id for a in found]
+
+
+@_ids_command("approve", "Approve pending actions (several only of one action type), by id or"
+              " by --investigation with --action-type.")
 @click.option("--comment", help="Why (required when the policy says require_comment).")
-@_fmt("table", "json")
+@_bulk_options
+@_fmt("text", "table", "json")
 @actor_option
 @db_options
-def approve(ids: tuple[int, ...], comment: str | None, fmt: str, actor: str | None,
-            db: str | None, config_path: str | None) -> None:
+def approve(ids: tuple[int, ...], comment: str | None, investigation: str | None,
+            action_type: str | None, fmt: str, actor: str | None, db: str | None,
+            config_path: str | None) -> None:
     queue = open_queue(db, config_path)
-    emit_actions(queue.approve(list(ids), actor=resolve_actor(actor), comment=comment), fmt)
+    chosen = _chosen(queue, ids, investigation, action_type, "approve")
+    done = queue.approve(chosen, actor=resolve_actor(actor), comment=comment)
+    if fmt == "text":
+        from airgate.cli.done import say_approved
+
+        say_approved(queue, done)
+    else:
+        emit_actions(done, fmt)
 
 
-@_ids_command("reject", "Reject pending actions with a reason (several only of one type).")
+@_ids_command("reject", "Reject pending actions with a reason (several only of one type), by id"
+              " or by --investigation with --action-type.")
 @click.option("--reason", required=True, help="Why the action is rejected.")
-@_fmt("table", "json")
+@_bulk_options
+@_fmt("text", "table", "json")
 @actor_option
 @db_options
-def reject(ids: tuple[int, ...], reason: str, fmt: str, actor: str | None, db: str | None,
+def reject(ids: tuple[int, ...], reason: str, investigation: str | None,
+           action_type: str | None, fmt: str, actor: str | None, db: str | None,
            config_path: str | None) -> None:
     queue = open_queue(db, config_path)
-    emit_actions(queue.reject(list(ids), actor=resolve_actor(actor), reason=reason), fmt)
+    chosen = _chosen(queue, ids, investigation, action_type, "reject")
+    done = queue.reject(chosen, actor=resolve_actor(actor), reason=reason)
+    if fmt == "text":
+        from airgate.cli.done import say_rejected
+
+        say_rejected(done)
+    else:
+        emit_actions(done, fmt)
 
 
 @_ids_command("undo", "Undo completed actions through their executor (one action type).")
 @click.option("--all-instances", is_flag=True,
               help="For a quarantined file: also every other instance of the same hash.")
 @click.option("--comment")
-@_fmt("table", "json")
+@_fmt("text", "table", "json")
 @actor_option
 @db_options
 def undo(ids: tuple[int, ...], all_instances: bool, comment: str | None, fmt: str,
          actor: str | None, db: str | None, config_path: str | None) -> None:
+    if not ids:
+        raise click.UsageError("name the actions to undo")
     queue = open_queue(db, config_path)
-    emit_actions(queue.undo(list(ids), actor=resolve_actor(actor), comment=comment,
-                            all_instances=all_instances), fmt)
+    done = queue.undo(list(ids), actor=resolve_actor(actor), comment=comment,
+                      all_instances=all_instances)
+    if fmt == "text":
+        from airgate.cli.done import say_undone
+
+        say_undone(done, ids, all_instances)
+    else:
+        emit_actions(done, fmt)
 
 
 @click.command("redo")
@@ -278,7 +265,7 @@ def undo(ids: tuple[int, ...], all_instances: bool, comment: str | None, fmt: st
 @click.option("--policy", "policy_paths", multiple=True,
               help="Policy set declaring custom action types (needed only for those).")
 @click.option("--comment")
-@_fmt("table", "json")
+@_fmt("text", "table", "json")
 @actor_option
 @db_options
 def redo(action_id: int, action_type: str, policy_paths: tuple[str, ...], comment: str | None,
@@ -292,7 +279,12 @@ def redo(action_id: int, action_type: str, policy_paths: tuple[str, ...], commen
     queue = open_queue(db, config_path)
     created = queue.redo(action_id, action_type=action_type, actor=resolve_actor(actor),
                          comment=comment, catalog=catalog)
-    emit_actions([created], fmt)
+    if fmt == "text":
+        from airgate.cli.done import say_redone
+
+        say_redone(created, queue.get(action_id))
+    else:
+        emit_actions([created], fmt)
 
 
 @click.command("investigations")
@@ -322,8 +314,9 @@ def expire(fmt: str, db: str | None, config_path: str | None) -> None:
     if fmt == "json":
         echo_json({"expired": expired})
     else:
-        click.echo(f"expired {len(expired)} action(s)"
-                   + (": " + ", ".join(map(str, expired)) if expired else ""))
+        from airgate.cli.done import counted
+
+        click.echo(counted("expired", expired))
 
 
 @click.command("tick")
@@ -335,12 +328,14 @@ def tick(fmt: str, db: str | None, config_path: str | None) -> None:
     if fmt == "json":
         echo_json(report.as_dict())
         return
+    from airgate.cli.done import counted
+
     for name, ids in report.as_dict().items():
-        click.echo(f"{name}: {len(ids)}" + (" (" + ", ".join(map(str, ids)) + ")" if ids else ""))
+        click.echo(counted(name, ids))
 
 
 COMMANDS: dict[str, click.Command] = {
-    "submit": submit, "actions": actions, "show": show, "approve": approve, "reject": reject,
+    "actions": actions, "show": show, "approve": approve, "reject": reject,
     "history": history, "undo": undo, "redo": redo, "investigations": investigations,
     "expire": expire, "tick": tick,
 }

@@ -8,7 +8,7 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -152,13 +152,29 @@ def history_row(a: ActionRecord) -> tuple[object, ...]:
             a.source, a.decided_by or "", short_time(a.updated_at), action_note(a))
 
 
-def emit_actions(actions: Sequence[ActionRecord], fmt: str, *, history: bool = False) -> None:
+def emit_actions(actions: Sequence[ActionRecord], fmt: str, *, history: bool = False,
+                 undone_by: Mapping[int, str] | None = None) -> None:
+    """``undone_by`` (history): who undid each undone action, shown in the note, as a last
+    CSV column and as a JSON key."""
     from airgate.render import table
 
     headers = HISTORY_HEADERS if history else ACTION_HEADERS
     to_row = history_row if history else action_row
+    if undone_by is not None:
+        who = undone_by
+
+        def to_row(a: ActionRecord) -> tuple[object, ...]:
+            row = history_row(a)
+            if a.id in who and fmt != "csv":
+                note = "; ".join(str(x) for x in (f"undone by {who[a.id]}", row[-1]) if x)
+                row = (*row[:-1], note)
+            return (*row, who.get(a.id, "")) if fmt == "csv" else row
+
+        if fmt == "csv":
+            headers = (*headers, "undone by")
     if fmt == "json":
-        echo_json([a.as_dict() for a in actions])
+        echo_json([{**a.as_dict(), **({"undone_by": undone_by.get(a.id)}
+                                      if undone_by is not None else {})} for a in actions])
     elif fmt == "csv":
         write_csv(headers, (to_row(a) for a in actions))
     elif actions:

@@ -67,6 +67,8 @@ _ACTION_ONLY = ("approval", "revert_after", "max_automatic_per_hour")
 _EXCLUDE_ONLY = ("reason", "actions", "expires")
 _FIELDLESS = ("all", "any", "not")
 _VERDICT_NAMES = ", ".join(v for v in VERDICTS if v != "unknownFutureValue")
+# Matched lowercased, so that ``Malicous`` and ``no threat found`` find their verdict.
+_VERDICT_SPELLINGS = [v.lower() for v in VERDICTS] + ["no threats found", "clean"]
 
 
 @dataclass
@@ -253,8 +255,10 @@ class _Checker:
     def verdicts(self, raw: Any, path: JsonPath) -> None:
         for sub, value in _items(raw):
             if isinstance(value, str) and normalize_verdict(value) is None:
-                self.add("unknown-verdict", f"unknown verdict {_q(value)} (expected one of:"
-                         f" {_VERDICT_NAMES})", path + sub)
+                close = difflib.get_close_matches(value.lower(), _VERDICT_SPELLINGS, n=1)
+                hint = (f"did you mean {_q(normalize_verdict(close[0]))}? " if close else "")
+                self.add("unknown-verdict", f"unknown verdict {_q(value)} ({hint}expected one"
+                         f" of: {_VERDICT_NAMES})", path + sub)
 
     def entities(self, raw: Any, path: JsonPath) -> list[str]:
         out = []

@@ -7,6 +7,7 @@ by hand) and every action type uses the ``record`` executor.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from collections.abc import Mapping
@@ -16,9 +17,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from airgate.catalog import BUILTIN_ROLES
 from airgate.errors import InputError, Location
 from airgate.policy.durations import parse_duration
-from airgate.policy.yamlsrc import load_documents, read_text
+from airgate.policy.yamlsrc import Document, load_documents, read_text
 
 ENV_CONFIG = "AIRGATE_CONFIG"
 DEFAULT_CONFIG = "airgate.yaml"
@@ -91,4 +93,25 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     if store is not None and "://" not in store:
         store = str((Path(file).parent / store).absolute())
     users = {name: tuple(roles) for name, roles in (data.get("users") or {}).items()}
+    _check_roles(doc, users, tuple(data.get("roles") or ()))
     return Config(MappingProxyType(users), MappingProxyType(executors), store, file)
+
+
+def _check_roles(doc: Document, users: Mapping[str, tuple[str, ...]],
+                 custom: tuple[str, ...]) -> None:
+    """A misspelt role would silently grant nothing: every role must be built in or declared.
+
+    The config cannot know the policies' custom action types (it is read without them),
+    so custom roles are declared under ``roles:``; policy lint warns about a policy role
+    that is not built in.
+    """
+    known = BUILTIN_ROLES + custom
+    for name, roles in users.items():
+        for i, role in enumerate(roles):
+            if role in known:
+                continue
+            close = difflib.get_close_matches(role, known, n=1)
+            hint = (f"did you mean {close[0]!r}?" if close else
+                    f"built in: {', '.join(BUILTIN_ROLES)}; declare a custom role under roles:")
+            raise InputError(f"unknown role {role!r} for user {name!r} ({hint})",
+                             doc.locate(("users", name, i)), code="config")

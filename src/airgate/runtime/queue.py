@@ -30,7 +30,7 @@ from airgate.runtime.records import (
     LedgerEntry,
     check_transition,
 )
-from airgate.runtime.submit import SubmitOutcome
+from airgate.runtime.submit import SubmitIncomplete, SubmitOutcome
 
 RECONCILE_GRACE = 60  # seconds past the executor's time-out before a run counts as dead
 
@@ -51,12 +51,19 @@ class Queue(Runtime):
 
     # ------------------------------------------------------------ submit
     def submit(
-        self, decisions: Iterable[Decision], *, actor: str, catalog: Catalog | None = None
+        self, decisions: Iterable[Decision], *, actor: str, catalog: Catalog | None = None,
+        investigations: Iterable[str] = (),
     ) -> list[SubmitOutcome]:
-        """Enqueue decisions: excluded ones are skipped, a decision on an entity and action
+        """Enqueue decisions: excluded ones are skipped, one whose investigation already gave
+        that entity that action changes nothing (``unchanged``), one on an entity and action
         already pending is merged into it, automatic ones are approved by ``automation``
-        and carried out at once."""
-        return submit.enqueue(self, list(decisions), actor=actor, catalog=catalog or self.catalog)
+        and carried out at once.
+
+        ``investigations``: every investigation the evidence held; those without a decision
+        are recorded too (their status is *no threats found*). A batch that fails after
+        others were committed raises ``SubmitIncomplete``, saying what was stored."""
+        return submit.enqueue(self, list(decisions), actor=actor, catalog=catalog or self.catalog,
+                              investigations=investigations)
 
     def approve(self, ids: Iterable[int], *, actor: str,
                 comment: str | None = None) -> list[ActionRecord]:
@@ -124,6 +131,22 @@ class Queue(Runtime):
                 "ledger": [e.as_dict() for e in tx.ledger_for(action_id)],
             }
 
+    def get_many(self, ids: Iterable[int]) -> list[ActionRecord]:
+        """Several actions in the order asked; NotFound names every missing id."""
+        with self.store.read() as tx:
+            return self.load(tx, ids)
+
+    def approvers(self, ids: Iterable[int]) -> dict[int, list[str]]:
+        """Who has approved each action so far (a quorum's approvals so far), in order."""
+        with self.store.read() as tx:
+            return tx.approvers_of(ids)
+
+    def undone_by(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+        """Per undone action: who undid it and how (``undone``, or ``reverted`` by a timed
+        revert). ``decided_by`` stays the approver; the ledger knows the undoer."""
+        with self.store.read() as tx:
+            return tx.undone_by(ids)
+
     def ledger_entries(self, action_id: int) -> list[LedgerEntry]:
         with self.store.read() as tx:
             return tx.ledger_for(action_id)
@@ -135,4 +158,5 @@ class Queue(Runtime):
                  "counts": c} for inv, c in sorted(counts.items())]
 
 
-__all__ = ["Queue", "SubmitOutcome", "TickReport", "check_transition", "PENDING"]
+__all__ = ["Queue", "SubmitIncomplete", "SubmitOutcome", "TickReport", "check_transition",
+           "PENDING"]

@@ -1,7 +1,9 @@
 """Submit: decisions into the queue, in batches (one transaction, a few bulk inserts).
 
-A decision on an entity and action type already pending is merged into that
-action (its evidence attached). Automatic decisions are approved by
+Submitting is idempotent per (investigation, entity key, action type): a
+decision whose investigation already gave that entity that action (in any
+status) changes nothing. A decision on an entity and action type already
+pending is merged into that action (its evidence attached). Automatic decisions are approved by
 ``automation`` in the same transaction and carried out after it commits,
 unless the rule's ``max_automatic_per_hour`` is used up (they then wait for
 approval, saying why) or the same entity and action were approved within the
@@ -14,11 +16,12 @@ import dataclasses
 import datetime as dt
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airgate.catalog import Catalog
+from airgate.errors import AirgateError, StoreError
 from airgate.model import Decision
 from airgate.runtime.clock import format_time, time_after
 from airgate.runtime.ledger import evidence_digest
@@ -39,12 +42,22 @@ BATCH = 5000
 
 @dataclass(frozen=True)
 class SubmitOutcome:
-    """What submit did with one decision: created, merged or excluded."""
+    """What submit did with one decision: created, merged, excluded, or unchanged (its
+    investigation already gave this entity this action: ``action`` is that action)."""
 
     outcome: str
     decision: Decision
     action_id: int | None = None
     action: ActionRecord | None = None
+
+
+class SubmitIncomplete(StoreError):
+    """A batch failed after earlier batches were committed: ``outcomes`` says what was
+    stored; the message says where submit stopped. Submitting again is safe (idempotent)."""
+
+    def __init__(self, message: str, outcomes: list[SubmitOutcome]) -> None:
+        super().__init__(message)
+        self.outcomes = outcomes
 
 
 def json_safe(value: Any) -> Any:
@@ -81,21 +94,57 @@ def approval_dict(decision: Decision) -> dict[str, Any]:
 
 
 def enqueue(
-    queue: Runtime, decisions: list[Decision], *, actor: str, catalog: Catalog
+    queue: Runtime, decisions: list[Decision], *, actor: str, catalog: Catalog,
+    investigations: Iterable[str] = (),
 ) -> list[SubmitOutcome]:
     outcomes: list[SubmitOutcome] = []
     to_run: list[ActionRecord] = []
     for start in range(0, len(decisions), BATCH):
         batch = decisions[start:start + BATCH]
-        done, started = _enqueue_batch(queue, batch, actor=actor, catalog=catalog)
+        try:
+            done, started = _enqueue_batch(queue, batch, actor=actor, catalog=catalog)
+        except Exception as exc:
+            # Earlier batches are committed: their automatic actions still run (else they
+            # would wait as running for reconciliation), and the error says what was stored.
+            stored = _ran(queue, outcomes, to_run)
+            raise SubmitIncomplete(_stopped(decisions, start, stored, exc), stored) from exc
         outcomes.extend(done)
         to_run.extend(started)
+    _note_quiet(queue, decisions, investigations)
+    return _ran(queue, outcomes, to_run)
+
+
+def _ran(queue: Runtime, outcomes: list[SubmitOutcome],
+         to_run: list[ActionRecord]) -> list[SubmitOutcome]:
     if not to_run:
         # The records were built from the rows as written: no second read of the batch.
         return outcomes
     ran = {a.id: a for a in queue.execute(to_run, actor=AUTOMATION)}
     return [dataclasses.replace(o, action=ran[o.action_id])
             if o.action_id in ran and o.outcome == "created" else o for o in outcomes]
+
+
+def _stopped(decisions: list[Decision], start: int, stored: list[SubmitOutcome],
+             exc: Exception) -> str:
+    first = decisions[start]
+    where = (str(first.evidence.location) if first.evidence is not None
+             and first.evidence.location is not None else f"investigation {first.investigation}")
+    cause = str(exc) if isinstance(exc, AirgateError) else f"{type(exc).__name__}: {exc}"
+    made = Counter(o.outcome for o in stored)
+    return (f"submit stopped at decision {start + 1} of {len(decisions)} ({where}): {cause};"
+            f" the {start} decisions before it were stored ({made['created']} created,"
+            f" {made['merged']} merged, {made['unchanged']} unchanged, {made['excluded']}"
+            f" excluded), the {len(decisions) - start} from it on were not; submitting the"
+            " same evidence again stores only what is missing")
+
+
+def _note_quiet(queue: Runtime, decisions: list[Decision], investigations: Iterable[str]) -> None:
+    """Record investigations that gave no decision: they are ``no threats found``."""
+    counted = {d.investigation for d in decisions}
+    quiet = {inv: 0 for inv in investigations if inv not in counted}
+    if quiet:
+        with queue.store.write() as tx:
+            tx.note_investigations(quiet, format_time(queue.now()))
 
 
 def _enqueue_batch(
@@ -111,16 +160,24 @@ def _enqueue_batch(
     with queue.store.write() as tx:
         active = [d for d in batch if not d.suppressed_by]
         pending = tx.pending_for({(d.entity.key, d.action) for d in active})
+        earlier = tx.submitted_for({(d.investigation, d.entity.key, d.action) for d in active})
+        # (investigation, entity key, action) -> its action, here or in an earlier submit
+        done_for = {triple: a.id for triple, a in earlier.items()}
         # Within the batch: (entity key, action) -> the row created for it.
         made: dict[tuple[str, str], dict[str, Any]] = {}
         automatic_used: Counter[str] = Counter()
         next_id = tx.next_action_id()
         expiry: dict[int, str] = {}  # expires_after -> expiry time, computed once per batch
         for d in batch:
-            investigations[d.investigation] += 1
             if d.suppressed_by:
+                investigations[d.investigation] += 1
                 outcomes.append(SubmitOutcome("excluded", d))
                 continue
+            triple = (d.investigation, d.entity.key, d.action)
+            if triple in done_for:
+                outcomes.append(SubmitOutcome("unchanged", d, done_for[triple]))
+                continue
+            investigations[d.investigation] += 1
             pair = (d.entity.key, d.action)
             data = evidence_data(d)
             target: ActionRecord | dict[str, Any] | None = pending.get(pair)
@@ -135,6 +192,7 @@ def _enqueue_batch(
                                     "evidence": evidence_digest(data)}),
                        at)
                 outcomes.append(SubmitOutcome("merged", d, target_id))
+                done_for[triple] = target_id
                 continue
             after = d.approval.expires_after
             if after not in expiry:
@@ -153,6 +211,7 @@ def _enqueue_batch(
             made.setdefault(pair, row)
             evidence_rows.append({"action_id": row["id"], "investigation": d.investigation,
                                   "added_at": at, "submitted_by": actor, "data": data})
+            done_for[triple] = row["id"]
             outcomes.append(SubmitOutcome("created", d, row["id"]))
         tx.insert_actions(rows)
         tx.insert_evidence(evidence_rows)
@@ -160,6 +219,7 @@ def _enqueue_batch(
     # What was written is what the records say: built here instead of read back.
     records = {row["id"]: _record(row) for row in rows}
     records.update((a.id, a) for a in pending.values())
+    records.update((a.id, a) for a in earlier.values())
     done = [dataclasses.replace(o, action=records[o.action_id])
             if o.action_id is not None else o for o in outcomes]
     started = [records[row["id"]] for row in rows if row["status"] == RUNNING]

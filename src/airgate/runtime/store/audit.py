@@ -14,7 +14,11 @@ from airgate.runtime.store import schema as s
 
 
 def action_of(row: Row[Any]) -> ActionRecord:
-    data = dict(row._mapping)
+    return action_from(dict(row._mapping))
+
+
+def action_from(data: dict[str, Any]) -> ActionRecord:
+    """An action record from its stored columns (``data`` is consumed)."""
     for name in ("rules", "reasons"):
         data[name] = tuple(json.loads(data[name]))
     data["approval"] = json.loads(data["approval"])

@@ -13,7 +13,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from airgate.runtime.ledger import LedgerRow, canonical_text, row_hash_v2
 from airgate.runtime.records import ActionFilter, ActionRecord, LedgerEntry, LedgerEvent
 from airgate.runtime.store import schema as s
-from airgate.runtime.store.audit import AuditReads, action_of, entry_of
+from airgate.runtime.store.audit import AuditReads, action_from, action_of, entry_of
 
 _JSON_COLUMNS = ("rules", "approval", "reasons", "undo", "result")
 CHUNK = 5000
@@ -218,6 +218,30 @@ class Tx(AuditReads):
             out.setdefault((action.entity_key, action.action_type), action)
         return out
 
+    def submitted_for(
+        self, triples: Iterable[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], ActionRecord]:
+        """The earliest action, in any status, holding evidence of each (investigation,
+        entity key, action type) that has one: what a resubmission finds already done."""
+        wanted = set(triples)
+        invs = sorted({i for i, _, _ in wanted})
+        a, e = s.actions.c, s.evidence.c
+        found: list[tuple[str, ActionRecord]] = []
+        for start in range(0, len(invs), IN_CHUNK):
+            # ix_evidence_inv finds the investigation's evidence; the join is by primary key.
+            rows = self.conn.execute(
+                select(e.investigation.label("evidence_investigation"), s.actions)
+                .select_from(s.evidence.join(s.actions, a.id == e.action_id))
+                .where(e.investigation.in_(invs[start:start + IN_CHUNK]))).all()
+            for r in rows:
+                if (r.evidence_investigation, r.entity_key, r.action_type) in wanted:
+                    data = {k: v for k, v in r._mapping.items() if k != "evidence_investigation"}
+                    found.append((r.evidence_investigation, action_from(data)))
+        out: dict[tuple[str, str, str], ActionRecord] = {}
+        for inv, action in sorted(found, key=lambda x: x[1].id):
+            out.setdefault((inv, action.entity_key, action.action_type), action)
+        return out
+
     def recent_approval(
         self, entity_key: str, action_type: str, since: str, exclude: int | None = None
     ) -> ActionRecord | None:
@@ -354,6 +378,30 @@ class Tx(AuditReads):
         rows = self.conn.execute(select(cols.actor, cols.comment, cols.at).where(
             cols.action_id == action_id).order_by(cols.id)).all()
         return [dict(r._mapping) for r in rows]
+
+    def approvers_of(self, ids: Iterable[int]) -> dict[int, list[str]]:
+        """Who approved each action so far, in order (ids without approvals are absent)."""
+        cols = s.approvals.c
+        wanted = list(dict.fromkeys(ids))
+        out: dict[int, list[str]] = {}
+        for start in range(0, len(wanted), IN_CHUNK):
+            rows = self.conn.execute(select(cols.action_id, cols.actor).where(
+                cols.action_id.in_(wanted[start:start + IN_CHUNK])).order_by(cols.id)).all()
+            for action_id, actor in rows:
+                out.setdefault(action_id, []).append(actor)
+        return out
+
+    def undone_by(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+        """Per action: the actor and event (``undone`` or ``reverted``) of its last undo."""
+        cols = s.ledger.c
+        wanted = list(dict.fromkeys(ids))
+        out: dict[int, tuple[str, str]] = {}
+        for start in range(0, len(wanted), IN_CHUNK):
+            rows = self.conn.execute(select(cols.action_id, cols.actor, cols.event).where(and_(
+                cols.action_id.in_(wanted[start:start + IN_CHUNK]),
+                cols.event.in_(("undone", "reverted")))).order_by(cols.seq)).all()
+            out.update((action_id, (actor, event)) for action_id, actor, event in rows)
+        return out
 
     # ------------------------------------------------------------ record executor
     def get_record(self, key: str) -> dict[str, Any] | None:
