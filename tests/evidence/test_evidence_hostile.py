@@ -79,6 +79,21 @@ def test_the_escaped_values_are_the_evidence() -> None:
     assert item.fields["fileDetails"]["fileName"] == "b\\u0000\\udc00"
 
 
+@pytest.mark.parametrize("name", ["x.json", "x.yaml", "x.ndjson"])
+def test_a_text_stream_with_a_raw_surrogate_reads_as_a_file_would(name: str) -> None:
+    import io
+
+    doc = {"apiVersion": "airgate/v1", "kind": "Investigation", "id": "i", "evidence": [
+        {"type": "file", "verdict": "malicious", "name": "a\ud800.exe",
+         "fields": {"mdeDeviceId": "d1", "fileDetails": {"sha256": "ab"}}}]}
+    raw = json.dumps(doc, ensure_ascii=False)  # a raw lone surrogate in a Python str
+    assert "\ud800" in raw
+    stream = io.StringIO(raw + "\n" if name.endswith("ndjson") else raw)
+    stream.name = name
+    (item,) = ev.load_evidence(stream)
+    assert item.name == "a\\ud800.exe"
+
+
 def test_a_yaml_surrogate_pair_in_two_escapes_is_one_character() -> None:
     text = ('apiVersion: airgate/v1\nkind: Investigation\nid: "\\ud83d\\ude00"\nevidence:\n'
             "  - {type: ip, verdict: malicious, fields: {ipAddress: x}}\n")

@@ -141,7 +141,10 @@ def load_evidence(
 
 # ---------------------------------------------------------------- reading
 class _TextAsBytes(io.RawIOBase):
-    """A text stream without a binary buffer (io.StringIO), read as UTF-8 bytes."""
+    """A text stream without a binary buffer (io.StringIO), read as UTF-8 bytes. A lone
+    surrogate, which UTF-8 cannot hold, is written as its JSON escape: read from a
+    string it then becomes the same escaped text as from a file (airgate.evidence.strings).
+    """
 
     def __init__(self, text: IO[str]):
         self._text = text
@@ -151,10 +154,11 @@ class _TextAsBytes(io.RawIOBase):
 
     def readline(self, size: int | None = -1) -> bytes:
         line = self._text.readline(size if size is not None else -1)
-        return line.encode("utf-8", "surrogatepass")
+        return line.encode("utf-8", "backslashreplace")
 
     def read(self, size: int | None = -1) -> bytes:
-        return self._text.read(size if size is not None else -1).encode("utf-8", "surrogatepass")
+        text = self._text.read(size if size is not None else -1)
+        return text.encode("utf-8", "backslashreplace")
 
 
 def _binary(source: IO[Any]) -> IO[bytes]:
