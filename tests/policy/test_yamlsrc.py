@@ -7,7 +7,7 @@ import re
 import pytest
 
 from airgate.errors import InputError
-from airgate.policy.yamlsrc import MAX_NODES, decode, load_documents
+from airgate.policy.yamlsrc import MAX_NODES, decode, iter_documents, load_documents
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(8)
@@ -70,3 +70,12 @@ def test_undecodable_or_empty_input(raw: bytes, message: str, where: str) -> Non
 
 def test_utf8_bom_is_accepted() -> None:
     assert decode(b"\xef\xbb\xbfa: 1\n", "f.yaml") == "a: 1\n"
+
+
+def test_values_are_counted_while_composing_not_after() -> None:
+    # Past the bound, the rest of the document is never composed: the error names the
+    # first value too many, and an unterminated list after it is never reached.
+    text = "a: [" + ", ".join(["1"] * 50) + ", [\n"
+    with pytest.raises(InputError, match="document holds more than 20 values") as info:
+        list(iter_documents(text, "f.yaml", max_nodes=20))
+    assert str(info.value.location) == "f.yaml:1:59"  # the mapping, the list, 19 items
