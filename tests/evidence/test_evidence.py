@@ -229,7 +229,9 @@ ERRORS = [
      "evidence item must be an object, got a string"),
     ("evnull.json", '{"id": "a", "evidence": null}', ":1:25",
      "'evidence' must be a list, got null (at $.evidence)"),
-    ("deep.json", "[" * 100_000 + "]" * 100_000, "", "JSON nesting is too deep"),
+    # Located at the first bracket of the deepest level.
+    ("deep.json", "[" * 100_000 + "]" * 100_000, ":1:100000",
+     "JSON nesting is too deep (100000 levels)"),
     ("odata.json", ALERT_HEAD + '{"@odata.type": 5}]}', ":1:42",
      "'@odata.type' must be a string (at $.evidence[0]['@odata.type'])"),
     ("binary.json", b"\x00\x01", ":1:1", "invalid YAML: unacceptable character #x0000"),
@@ -248,7 +250,8 @@ ERRORS = [
     ("nan.yaml", "id: a\nn: .NaN\n", ":2:4", ".NaN is not allowed (NaN and infinity"),
     ("inf.yaml", "id: a\nn: -.inf\n", ":2:4", "-.inf is not allowed (NaN and infinity"),
     # One line of JSON nested too deep for the NDJSON sniffing of the first line.
-    ("deepline.json", '{"a": ' * 5000 + "1" + "}" * 5000 + "\n", "", "JSON nesting is too deep"),
+    ("deepline.json", '{"a": ' * 5000 + "1" + "}" * 5000 + "\n", ":1:29995",
+     "JSON nesting is too deep (5000 levels)"),
 ]
 
 
@@ -307,7 +310,8 @@ def test_ndjson_line_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     content = GOOD + '\n{"id": "' + "x" * 300 + '"}\n'
     with pytest.raises(EvidenceError, match="line is longer than the limit of 150 bytes") as info:
         load(tmp_path, "big.jsonl", content)
-    assert str(info.value.location) == f"{tmp_path / 'big.jsonl'}:2"
+    # The column of the first byte past the limit.
+    assert str(info.value.location) == f"{tmp_path / 'big.jsonl'}:2:151"
 
 
 @pytest.mark.parametrize("name", ["big.json", "-"])
@@ -320,8 +324,12 @@ def test_document_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, na
     else:
         source = tmp_path / name
         source.write_bytes(payload)
-    with pytest.raises(EvidenceError, match="larger than the limit of 100 bytes"):
+    with pytest.raises(EvidenceError, match="larger than the limit of 100 bytes") as info:
         ev.load_evidence(source)
+    # The first byte past the limit (byte 101): line 4, column 70, whether the size was
+    # known before reading (a file) or found while reading (a pipe).
+    assert info.value.location is not None
+    assert (info.value.location.line, info.value.location.column) == (4, 70)
 
 
 @pytest.mark.parametrize(("make", "message"), [

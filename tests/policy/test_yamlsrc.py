@@ -7,7 +7,7 @@ import re
 import pytest
 
 from airgate.errors import InputError
-from airgate.policy.yamlsrc import MAX_NODES, decode, load_documents
+from airgate.policy.yamlsrc import MAX_NODES, decode, iter_documents, load_documents
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(8)
@@ -41,7 +41,8 @@ def test_dates_stay_text_and_documents_are_counted() -> None:
         ("? [a, b]\n: 1\n", "mapping keys must be plain scalars", "f.yaml:1:3"),
         (BOMB, f"document expands to more than {MAX_NODES} values", "f.yaml:"),
         ("[" * 100 + "]" * 100 + "\n", "nesting deeper than 64 levels", "f.yaml:1:"),
-        ("[" * 20000, "YAML nesting is too deep", "f.yaml"),
+        # Refused while composing, before Python's recursion limit is near.
+        ("[" * 20000, "nesting deeper than 64 levels", "f.yaml:1:66"),
         # Python refuses to read integers past 4300 digits: an error, not a traceback.
         ("a: 1\nb: " + "9" * 5000 + "\n", "number with 5000 digits is too long", "f.yaml:2:4"),
     ],
@@ -69,3 +70,12 @@ def test_undecodable_or_empty_input(raw: bytes, message: str, where: str) -> Non
 
 def test_utf8_bom_is_accepted() -> None:
     assert decode(b"\xef\xbb\xbfa: 1\n", "f.yaml") == "a: 1\n"
+
+
+def test_values_are_counted_while_composing_not_after() -> None:
+    # Past the bound, the rest of the document is never composed: the error names the
+    # first value too many, and an unterminated list after it is never reached.
+    text = "a: [" + ", ".join(["1"] * 50) + ", [\n"
+    with pytest.raises(InputError, match="document holds more than 20 values") as info:
+        list(iter_documents(text, "f.yaml", max_nodes=20))
+    assert str(info.value.location) == "f.yaml:1:59"  # the mapping, the list, 19 items

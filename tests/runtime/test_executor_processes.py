@@ -17,11 +17,12 @@ from airgate.runtime.executors.command import MAX_OUTPUT
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(),
                                 reason="reads process states from /proc")
 
-# Forks a background job that writes $1 a second later, notes the job's pid in $2,
+# Forks a background job that writes $1 five seconds later (well past the 2 s time-out,
+# even on a loaded machine), notes the job's pid in $2,
 # then either exits at once (`exit`) or outlives any time-out (`sleep`).
 FORKS = """\
 #!/bin/sh
-( sleep 1; echo late > "$1" ) &
+( sleep 5; echo late > "$1" ) &
 echo $! > "$2"
 {tail}
 """
@@ -59,8 +60,8 @@ def wait_until_gone(pidfile: Path) -> None:
 @pytest.mark.slow
 def test_a_time_out_kills_the_background_job_too(tmp_path):
     argv, late, pidfile = forking(tmp_path, "sleep 30")
-    result = CommandExecutor(argv, 1).run(request())
-    assert (result.ok, result.message) == (False, "timed out after 1 s")
+    result = CommandExecutor(argv, 2).run(request())
+    assert (result.ok, result.message) == (False, "timed out after 2 s")
     wait_until_gone(pidfile)
     assert not late.exists()
 

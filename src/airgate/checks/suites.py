@@ -20,6 +20,7 @@ from typing import Any
 
 from airgate.errors import Finding, InputError, Location, PolicyLoadErrors
 from airgate.model import Decision
+from airgate.policy.tree import walk_tree
 from airgate.policy.yamlsrc import Document, iter_documents, read_text
 
 SUITE_SUFFIXES = (".yaml", ".yml")
@@ -154,15 +155,12 @@ def discover_suites(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
 
 
 def _walk(top: str) -> list[str]:
-    found: list[str] = []
-    for root, dirs, files in os.walk(top):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(
-            os.path.normpath(os.path.join(root, name))
-            for name in sorted(files)
-            if name.endswith(SUITE_SUFFIXES) and not name.startswith(".")
-        )
-    return found
+    # The policy walk (links followed, anything unreadable an error): a suite that
+    # vanished silently would leave its policy untested and `airgate test` green.
+    tree = walk_tree(top, SUITE_SUFFIXES)
+    if tree.findings:
+        raise PolicyLoadErrors(tree.findings)
+    return tree.files
 
 
 def _looks_like_suite(file: str) -> bool:

@@ -3,6 +3,7 @@
 - ``reader.py``: sources (files, ``-`` for stdin, NDJSON streams), size limits,
   ``load_evidence`` / ``iter_evidence`` / ``iter_units``;
 - ``documents.py``: what kind a parsed document is and how it becomes items;
+- ``strings.py``: NUL and lone surrogates in parsed strings, kept as escapes;
 - ``native.py``: airgate's own ``kind: Investigation`` documents;
 - ``alerts.py``: Microsoft Graph alerts (v2) and incidents, Defender XDR API
   incidents and alerts, read into records (``where.py`` locates their errors);
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from airgate.evidence.reader import (
         MAX_DOCUMENT_BYTES,
         MAX_LINE_BYTES,
+        MAX_YAML_BYTES,
+        MAX_YAML_VALUES,
         NDJSON_SUFFIXES,
         YAML_SUFFIXES,
         Line,
@@ -46,7 +49,7 @@ if TYPE_CHECKING:
         parse_line,
     )
 
-__all__ = ["MAX_DOCUMENT_BYTES", "MAX_LINE_BYTES", "NDJSON_SUFFIXES", "YAML_SUFFIXES", "Line",
-           "Parsed", "Source", "Unit", "Warn", "iter_evidence", "iter_units", "load_evidence",
-           "parse_line"]
+__all__ = ["MAX_DOCUMENT_BYTES", "MAX_LINE_BYTES", "MAX_YAML_BYTES", "MAX_YAML_VALUES",
+           "NDJSON_SUFFIXES", "YAML_SUFFIXES", "Line", "Parsed", "Source", "Unit", "Warn",
+           "iter_evidence", "iter_units", "load_evidence", "parse_line"]
 __getattr__ = lazy_names(__name__, dict.fromkeys(__all__, "airgate.evidence.reader"))

@@ -22,12 +22,27 @@ from typing import IO, Any, NamedTuple, cast
 
 from airgate.errors import EvidenceError, Finding, InputError, Location
 from airgate.evidence.documents import Where, describe, kind_of, may_go_on, to_evidence
+from airgate.evidence.strings import JSON_HINT, YAML_HINT, scrub
 from airgate.model import Evidence
-from airgate.policy.jsonsrc import DECODER, DuplicateKey, NonFinite, long_number, non_finite
+from airgate.policy.jsonsrc import (
+    DECODER,
+    DuplicateKey,
+    NonFinite,
+    long_number,
+    non_finite,
+    too_deep,
+)
 from airgate.policy.yamlsrc import decode, iter_documents
 
-MAX_DOCUMENT_BYTES = 64 * 1024 * 1024  # a JSON or YAML document (not NDJSON)
+# A JSON document (not NDJSON): parsed JSON takes up to ~30 times its size, and the
+# table and json formats keep every decision; 16 MiB keeps evaluate under 1 GiB
+# (docs/evidence.md, measured).
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 MAX_LINE_BYTES = 4 * 1024 * 1024  # one NDJSON line
+# YAML is composed in Python, node by node (about 10 to 40 us each): a smaller size
+# and value bound keep the worst YAML document to seconds (docs/evidence.md).
+MAX_YAML_BYTES = 1024 * 1024
+MAX_YAML_VALUES = 100_000
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -132,7 +147,10 @@ def load_evidence(
 
 # ---------------------------------------------------------------- reading
 class _TextAsBytes(io.RawIOBase):
-    """A text stream without a binary buffer (io.StringIO), read as UTF-8 bytes."""
+    """A text stream without a binary buffer (io.StringIO), read as UTF-8 bytes. A lone
+    surrogate, which UTF-8 cannot hold, is written as its JSON escape: read from a
+    string it then becomes the same escaped text as from a file (airgate.evidence.strings).
+    """
 
     def __init__(self, text: IO[str]):
         self._text = text
@@ -142,10 +160,11 @@ class _TextAsBytes(io.RawIOBase):
 
     def readline(self, size: int | None = -1) -> bytes:
         line = self._text.readline(size if size is not None else -1)
-        return line.encode("utf-8", "surrogatepass")
+        return line.encode("utf-8", "backslashreplace")
 
     def read(self, size: int | None = -1) -> bytes:
-        return self._text.read(size if size is not None else -1).encode("utf-8", "surrogatepass")
+        text = self._text.read(size if size is not None else -1)
+        return text.encode("utf-8", "backslashreplace")
 
 
 def _binary(source: IO[Any]) -> IO[bytes]:
@@ -160,7 +179,7 @@ def _readline(stream: IO[bytes], name: str, lineno: int) -> bytes:
     if len(raw) > MAX_LINE_BYTES:
         raise EvidenceError(
             f"line is longer than the limit of {MAX_LINE_BYTES} bytes",
-            Location(name, lineno),
+            Location(name, lineno, MAX_LINE_BYTES + 1),  # the first byte past it
             code="too-large",
         )
     return raw
@@ -208,19 +227,43 @@ def _open(stream: IO[bytes], name: str, suffix: str) -> _Opened:
         size = os.fstat(stream.fileno()).st_size
     except (OSError, AttributeError, ValueError):
         size = 0  # a pipe or an in-memory stream: measured as it is read
-    if size <= MAX_DOCUMENT_BYTES:
-        raw += stream.read(MAX_DOCUMENT_BYTES + 1 - len(raw))
-    if max(size, len(raw)) > MAX_DOCUMENT_BYTES:
-        raise EvidenceError(
-            f"document is larger than the limit of {MAX_DOCUMENT_BYTES} bytes"
-            " (use NDJSON, one investigation or alert per line, for large inputs)",
-            Location(name),
-            code="too-large",
-        )
+    limit = MAX_YAML_BYTES if suffix in YAML_SUFFIXES else MAX_DOCUMENT_BYTES
+    if size <= limit:
+        raw += stream.read(limit + 1 - len(raw))
+    if max(size, len(raw)) > limit:
+        raise _too_large(stream, raw, name, limit,
+                         "YAML " if suffix in YAML_SUFFIXES else "")
     try:
         return _Opened(decode(raw, name, what="evidence"))
     except InputError as exc:
         raise EvidenceError(exc.message, exc.location, code=exc.code) from None
+
+
+def _too_large(stream: IO[bytes], raw: bytes, name: str, limit: int,
+               what: str) -> EvidenceError:
+    """The error for a document past ``limit``, located at its first byte past it
+    (a line and a column in bytes)."""
+    line: int | None = None
+    column: int | None = None
+    if len(raw) > limit:
+        head = raw[:limit]
+        line, column = head.count(b"\n") + 1, limit - (head.rfind(b"\n") + 1) + 1
+    else:  # too large by its size alone: count its lines up to there, 1 MiB at a time
+        try:
+            stream.seek(0)
+            done = lines = line_start = 0
+            while done < limit and (chunk := stream.read(min(limit - done, 1 << 20))):
+                if (last := chunk.rfind(b"\n")) >= 0:
+                    lines += chunk.count(b"\n")
+                    line_start = done + last + 1
+                done += len(chunk)
+            line, column = lines + 1, limit - line_start + 1
+        except (OSError, ValueError):
+            pass
+    hint = ("; JSON documents may be larger" if what else
+            " (use NDJSON, one investigation or alert per line, for large inputs)")
+    return EvidenceError(f"{what}document is larger than the limit of {limit} bytes{hint}",
+                         Location(name, line, column), code="too-large")
 
 
 def _is_json_object_line(raw: bytes) -> bool:
@@ -287,14 +330,14 @@ def _ndjson_line(raw: bytes, name: str, lineno: int, warn: Warn) -> list[Evidenc
     except DuplicateKey:
         raise Where(name, line=lineno, text=text).duplicate() from None
     except RecursionError:
-        raise EvidenceError(
-            "JSON nesting is too deep", Location(name, lineno), code="too-deep"
-        ) from None
+        raise too_deep(text, name, lineno) from None
     except NonFinite:
         raise non_finite(text, name, lineno) from None
     except ValueError:  # an integer past Python's digit limit
         raise long_number(text, name, lineno) from None
     where = Where(name, line=lineno, text=text)
+    if JSON_HINT.search(text):
+        data = scrub(data, where.exact, warn, name)
     if type(data) is not dict:
         raise EvidenceError(
             f"expected a JSON object on each line, got {kind_of(data)}",
@@ -320,27 +363,35 @@ def _whole(text: str, name: str, suffix: str, warn: Warn) -> Iterator[Evidence]:
         except DuplicateKey:
             raise Where(name, text=text).duplicate() from None
         except RecursionError:
-            raise EvidenceError(
-                "JSON nesting is too deep", Location(name), code="too-deep"
-            ) from None
+            raise too_deep(text, name) from None
         except NonFinite:
             raise non_finite(text, name) from None
         except ValueError:  # an integer past Python's digit limit
             raise long_number(text, name) from None
-        items = to_evidence(data, Where(name, text=text), warn)
+        where = Where(name, text=text)
+        if JSON_HINT.search(text):
+            data = scrub(data, where.exact, warn, name)
+        items = to_evidence(data, where, warn)
         if not items:
             _no_evidence(name, [describe(data)], warn)
         yield from items
         return
+    if len(text) > MAX_YAML_BYTES // 4 and len(raw := text.encode("utf-8")) > MAX_YAML_BYTES:
+        # Known as YAML only now (no .yaml suffix): its bound applies from here.
+        raise _too_large(io.BytesIO(), raw, name, MAX_YAML_BYTES, "YAML ")
     documents = 0
     found = 0
     empty: list[str] = []  # what the documents that gave no evidence hold
     try:
-        for doc in iter_documents(text, name):
+        for doc in iter_documents(text, name, max_nodes=MAX_YAML_VALUES):
             documents += 1
-            items = to_evidence(doc.data, Where(name, doc=doc), warn)
+            where = Where(name, doc=doc)
+            data = doc.data
+            if YAML_HINT.search(text):
+                data = scrub(data, where.exact, warn, name)
+            items = to_evidence(data, where, warn)
             if not items:
-                empty.append(describe(doc.data))
+                empty.append(describe(data))
             found += len(items)
             yield from items
     except InputError as exc:

@@ -3,6 +3,8 @@
 - ``yamlsrc.py`` and ``jsonsrc.py``: strict YAML and JSON sources that keep every
   value's line and column (evidence readers use them too);
 - ``loader.py``: find policy files, parse, check, build the ``PolicySet``;
+- ``tree.py``: walk a policy or suite directory, links followed, nothing skipped
+  silently;
 - ``schemacheck.py``: JSON Schema errors at their YAML position;
 - ``lint.py``: checks of meaning (unknown actions, verdicts, roles, bad globs...),
   findings as values; ``durations.py``: ``7d``, ``1h30m``.

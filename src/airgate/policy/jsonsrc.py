@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import json
+import math
 import re
 import sys
 from json.decoder import scanstring  # type: ignore[attr-defined]
@@ -42,17 +43,68 @@ def _constant(name: str) -> Any:
     raise NonFinite(name)
 
 
-DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant)
+def _float(literal: str) -> float:
+    value = float(literal)
+    if value in (math.inf, -math.inf):
+        # 1e400 is valid JSON but no double holds it: Python reads it as infinity,
+        # which airgate's JSON output would then print as the non-JSON Infinity.
+        raise NonFinite(literal)
+    return value
+
+
+DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant,
+                           parse_float=_float)
+
+# A JSON string or a bare token: matching whole strings first keeps a "NaN" or a
+# "1e400" inside a string from being taken for the number that failed.
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|-?\b(?:NaN|Infinity)\b|-?[0-9][0-9.eE+-]*')
+
+
+def _is_non_finite(token: str) -> bool:
+    if token.startswith('"'):
+        return False
+    try:
+        return not math.isfinite(float(token))
+    except ValueError:
+        return False
 
 
 def non_finite(text: str, file: str, line: int = 1) -> EvidenceError:
-    """The error for NaN / Infinity in a JSON text, located at its first occurrence."""
-    found = re.search(r"-?\b(?:NaN|Infinity)\b", text)
+    """The error for NaN, Infinity or a number too large for a double (1e400) in a JSON
+    text, located at its first occurrence; ``line``: the text's first."""
+    found = next((m for m in _TOKEN.finditer(text) if _is_non_finite(m.group())), None)
     at = found.start() if found else 0
     before = text[:at]
     loc = Location(file, line + before.count("\n"), at - (before.rfind("\n") + 1) + 1)
-    return EvidenceError("invalid JSON: NaN and Infinity are not JSON numbers", loc,
-                         code="json")
+    literal = found.group() if found else "NaN"
+    if literal.lstrip("-") in ("NaN", "Infinity"):
+        message = "invalid JSON: NaN and Infinity are not JSON numbers"
+    else:
+        shown = literal if len(literal) <= 40 else literal[:37] + "..."
+        message = (f"invalid JSON: {shown} is beyond the range of a double (it would be read"
+                   " as infinity, which is not a JSON number)")
+    return EvidenceError(message, loc, code="json")
+
+
+_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def too_deep(text: str, file: str, line: int = 1) -> EvidenceError:
+    """The error for a text too deeply nested for the decoder, located at the first
+    bracket of its deepest level; ``line``: the text's first."""
+    depth = deepest = at = 0
+    for match in _BRACKETS.finditer(text):
+        char = match.group()
+        if char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest, at = depth, match.start()
+        elif char in "]}":
+            depth -= 1
+    before = text[:at]
+    loc = Location(file, line + before.count("\n"), at - (before.rfind("\n") + 1) + 1)
+    return EvidenceError(f"JSON nesting is too deep ({deepest} levels)", loc,
+                         code="too-deep")
 
 
 def long_number(text: str, file: str, line: int = 1) -> EvidenceError:

@@ -37,6 +37,7 @@ from airgate.model import (
 from airgate.policy import lint
 from airgate.policy.durations import parse_duration
 from airgate.policy.schemacheck import schema_findings
+from airgate.policy.tree import walk_tree
 from airgate.policy.yamlsrc import MAX_FILE_BYTES, Document, iter_documents, read_text
 from airgate.policy.yamlsrc import decode as _decode
 
@@ -146,8 +147,9 @@ def _discover(paths: PathArg | Iterable[PathArg], findings: list[Finding]) -> li
 
     for given in _as_list(paths):
         if os.path.isdir(given):
-            found = _walk(given)
-            if not found:
+            before = len(findings)
+            found = _walk(given, findings)
+            if not found and len(findings) == before:
                 findings.append(
                     Finding(
                         "error",
@@ -167,21 +169,13 @@ def _discover(paths: PathArg | Iterable[PathArg], findings: list[Finding]) -> li
     return out
 
 
-def _walk(top: str) -> list[str]:
-    found: list[str] = []
-    # Hidden directories (.git, .venv) never hold policies; symlinked directories are
-    # not followed, so a link loop cannot hang the walk.
-    for root, dirs, files in os.walk(top):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            # Only regular files (or links to them): reading a FIFO or a socket that
-            # happens to be named *.yaml would block the walk forever. A path named
-            # on the command line is read whatever it is (<(git show ...) is a pipe).
-            if name.endswith(POLICY_SUFFIXES) and not name.startswith(".") and (
-                    os.path.isfile(path)):
-                found.append(os.path.normpath(path))
-    return found
+def _walk(top: str, findings: list[Finding]) -> list[str]:
+    # Links are followed and whatever cannot be read is an error finding
+    # (airgate.policy.tree): a policy file that vanishes silently takes its rules,
+    # exclusions among them, with it.
+    tree = walk_tree(top, POLICY_SUFFIXES)
+    findings.extend(tree.findings)
+    return tree.files
 
 
 # ---------------------------------------------------------------- parsing

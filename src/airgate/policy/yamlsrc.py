@@ -8,6 +8,7 @@ map from JSON path to line and column for error messages.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -109,13 +110,56 @@ def load_documents(text: str, file: str = "<input>") -> list[Document]:
     return list(iter_documents(text, file))
 
 
-def iter_documents(text: str, file: str = "<input>") -> Iterator[Document]:
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's loader, counting nodes and depth while it composes: the bounds of
+    :class:`_Builder` alone would only apply once the whole node tree is in memory (a
+    4 MiB flow list of ones took a minute and 1.4 GB before its refusal)."""
+
+    def __init__(self, stream: str, file: str, max_nodes: int):
+        super().__init__(stream)
+        self.file, self.max_nodes = file, max_nodes
+        self.nodes = self.depth = 0
+
+    def compose_document(self) -> yaml.Node | None:
+        self.nodes = 0
+        return super().compose_document()
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        # Keys are not counted, as the builder counts values only.
+        if not (isinstance(parent, yaml.MappingNode) and index is None):
+            self.nodes += 1
+        mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+        if self.nodes > self.max_nodes:
+            raise InputError(
+                f"document holds more than {self.max_nodes} values",
+                Location(self.file, mark.line + 1, mark.column + 1), code="too-large")
+        if self.depth > MAX_DEPTH:
+            raise InputError(f"nesting deeper than {MAX_DEPTH} levels",
+                             Location(self.file, mark.line + 1, mark.column + 1),
+                             code="too-deep")
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def iter_documents(text: str, file: str = "<input>", *,
+                   max_nodes: int | None = None) -> Iterator[Document]:
+    """The documents of a YAML stream, one at a time; ``max_nodes``: the values one
+    document may hold, aliases expanded (``MAX_NODES`` when None)."""
+    bound = MAX_NODES if max_nodes is None else max_nodes
+    loader: _BoundedLoader | None = None
     try:
-        for index, node in enumerate(yaml.compose_all(text, Loader=yaml.SafeLoader)):
+        loader = _BoundedLoader(text, file, bound)
+        index = -1
+        while loader.check_node():
+            index += 1
+            node = loader.get_node()
             if node is None:
                 continue
             doc = Document(None, file, index)
-            builder = _Builder(doc)
+            builder = _Builder(doc, bound)
             doc.data = builder.build(node, (), 0)
             if doc.data is not None:  # an empty document between two '---'
                 yield doc
@@ -140,11 +184,15 @@ def iter_documents(text: str, file: str = "<input>") -> Iterator[Document]:
         raise InputError(f"invalid YAML: {exc}", Location(file), code="yaml") from None
     except RecursionError:
         raise InputError("YAML nesting is too deep", Location(file), code="too-deep") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
 
 
 class _Builder:
-    def __init__(self, doc: Document):
+    def __init__(self, doc: Document, max_nodes: int = MAX_NODES):
         self.doc = doc
+        self.max_nodes = max_nodes
         self.count = 0
         self.active: set[int] = set()
 
@@ -153,9 +201,10 @@ class _Builder:
 
     def build(self, node: yaml.Node, path: Path, depth: int) -> Any:
         self.count += 1
-        if self.count > MAX_NODES:
+        if self.count > self.max_nodes:
             raise InputError(
-                f"document expands to more than {MAX_NODES} values (alias expansion is bounded)",
+                f"document expands to more than {self.max_nodes} values"
+                " (alias expansion is bounded)",
                 self._loc(node, path),
                 code="too-large",
             )
@@ -188,7 +237,7 @@ class _Builder:
                     code="yaml",
                 )
             try:
-                return _constructor.construct_object(node, deep=True)
+                value = _constructor.construct_object(node, deep=True)
             except ValueError:
                 # Python refuses integers past sys.get_int_max_str_digits() (4300) digits.
                 digits = sum(ch.isdigit() for ch in str(node.value))
@@ -196,6 +245,13 @@ class _Builder:
                     f"number with {digits} digits is too long", self._loc(node, path),
                     code="too-large",
                 ) from None
+            if isinstance(value, float) and not math.isfinite(value):
+                # 1.0e+400: no double holds it, and infinity is not a JSON number.
+                raise InputError(
+                    f"{node.value} is beyond the range of a double (it would be read as"
+                    " infinity, which is not a JSON number)",
+                    self._loc(node, path), code="yaml")
+            return value
         self.active.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode):
