@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from airgate.checks.validate import validate_paths
-from airgate.compat import MOVED_MODULES
 from airgate.cli import COMMANDS, main
+from airgate.compat import MOVED_MODULES
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
