@@ -73,6 +73,30 @@ def raw_sqlite(path: Path) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
+@contextmanager
+def connections() -> Iterator[tuple[list[int], list[int]]]:
+    """The ids of the database connections opened, and of those closed, inside the block."""
+    from sqlalchemy import event
+    from sqlalchemy.pool import Pool
+
+    opened: list[int] = []
+    closed: list[int] = []
+
+    def on_connect(dbapi_conn: object, _record: object) -> None:
+        opened.append(id(dbapi_conn))
+
+    def on_close(dbapi_conn: object, _record: object) -> None:
+        closed.append(id(dbapi_conn))
+
+    event.listen(Pool, "connect", on_connect)
+    event.listen(Pool, "close", on_close)
+    try:
+        yield opened, closed
+    finally:
+        event.remove(Pool, "connect", on_connect)
+        event.remove(Pool, "close", on_close)
+
+
 def make_queue(tmp_path: Path, *, users: dict[str, tuple[str, ...]] | None = None,
                **kwargs: Any) -> tuple[Queue, FixedClock]:
     clock = FixedClock(START)

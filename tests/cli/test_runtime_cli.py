@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from airgate.cli import main
-from runtime_helpers import raw_sqlite
+from runtime_helpers import connections, raw_sqlite
 
 POLICY = """\
 apiVersion: airgate/v1
@@ -343,32 +343,12 @@ def test_verbose_says_which_store_and_status_masks_a_password(cli):
 
 
 def test_the_cli_closes_the_stores_it_opens(cli):
-    from sqlalchemy import event
-    from sqlalchemy.pool import Pool
-
-    opened: list[object] = []
-    closed: list[object] = []
-
-    def on_connect(dbapi_conn: object, _record: object) -> None:
-        opened.append(dbapi_conn)
-
-    def on_close(dbapi_conn: object, _record: object) -> None:
-        closed.append(dbapi_conn)
-
-    event.listen(Pool, "connect", on_connect)
-    event.listen(Pool, "close", on_close)
-    try:
-        cli.submit()
-        for args in ((), ("actions",), ("status",), ("ledger", "verify"),
-                     ("approve", "99", "--actor", "alice")):  # the last one fails
+    for args in ((), ("actions",), ("status",), ("ledger", "verify"),
+                 ("approve", "99", "--actor", "alice")):  # the last one fails: no action 99
+        with connections() as (opened, closed):
             result = cli.run(*args) if args else cli.submit()
-            assert opened, args
-            assert sorted(map(id, closed)) == sorted(map(id, opened)), (args, result.output)
-            opened.clear()
-            closed.clear()
-    finally:
-        event.remove(Pool, "connect", on_connect)
-        event.remove(Pool, "close", on_close)
+        assert opened, args
+        assert sorted(closed) == sorted(opened), (args, result.output)
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import pytest
 from airgate.errors import StoreError
 from airgate.runtime.store import Store, resolve_url
 from airgate.runtime.store.schema import LATEST
-from runtime_helpers import open_store, raw_sqlite
+from runtime_helpers import connections, open_store, raw_sqlite
 
 
 def test_created_and_migrated_on_first_use(tmp_path):
@@ -155,30 +155,25 @@ def test_create_false_opens_only_a_store_that_exists(tmp_path):
 
 
 def test_a_store_that_fails_to_open_closes_its_connections(tmp_path):
-    from sqlalchemy import event
-    from sqlalchemy.pool import Pool
-
     Store(tmp_path / "a.db").close()
     with raw_sqlite(tmp_path / "a.db") as conn:
         conn.execute("INSERT INTO schema_version VALUES (999, 'future', 'x')")
-    opened: list[object] = []
-    closed: list[object] = []
+    with connections() as (opened, closed), pytest.raises(StoreError, match="newer"):
+        Store(tmp_path / "a.db")
+    assert opened and sorted(closed) == sorted(opened)
 
-    def on_connect(dbapi_conn: object, _record: object) -> None:
-        opened.append(dbapi_conn)
 
-    def on_close(dbapi_conn: object, _record: object) -> None:
-        closed.append(dbapi_conn)
+@pytest.mark.postgres
+def test_create_false_finds_no_store_in_an_empty_postgresql_database(postgres_url):
+    from airgate.runtime.store import StoreNotFound
 
-    event.listen(Pool, "connect", on_connect)
-    event.listen(Pool, "close", on_close)
-    try:
-        with pytest.raises(StoreError, match="newer"):
-            Store(tmp_path / "a.db")
-    finally:
-        event.remove(Pool, "connect", on_connect)
-        event.remove(Pool, "close", on_close)
-    assert opened and sorted(map(id, closed)) == sorted(map(id, opened))
+    with pytest.raises(StoreNotFound, match="holds no airgate tables"):
+        Store(postgres_url, create=False)
+    with connections() as (opened, closed):
+        Store(postgres_url).close()
+    assert sorted(closed) == sorted(opened)
+    with Store(postgres_url, create=False) as store:
+        assert store.schema_version() == LATEST
 
 
 @pytest.mark.parametrize("value", ["abc", "nan", "-0.5", "3601"])
