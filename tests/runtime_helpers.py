@@ -1,7 +1,13 @@
-"""Shared builders for the runtime tests: decisions, a queue on a tmp SQLite file."""
+"""Shared builders for the runtime tests: decisions, a queue on a tmp SQLite file, and a
+PostgreSQL database of the test session's own."""
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +25,8 @@ USERS = {
     "erin": ("security-admin",),
     "root": ("global-admin",),
 }
+ENV_POSTGRES = "AIRGATE_TEST_POSTGRES_URL"
+_OPEN: list[Store] = []  # stores made here; tests/conftest.py closes them after each test
 
 
 def decision(
@@ -41,10 +49,58 @@ def decision(
                     Approval(roles=roles, **approval), rules, evidence=ev, **extra)
 
 
+def open_store(target: Any, **kwargs: Any) -> Store:
+    """A store that is closed when the test ends (by the ``_close_stores`` fixture)."""
+    store = Store(target, **kwargs)
+    _OPEN.append(store)
+    return store
+
+
+def close_stores() -> None:
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+@contextmanager
+def raw_sqlite(path: Path) -> Iterator[sqlite3.Connection]:
+    """A plain connection to a store's file that commits and is closed at the end
+    (sqlite3's own ``with`` commits but leaves the connection open)."""
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+            yield conn
+    finally:
+        conn.close()
+
+
+@contextmanager
+def connections() -> Iterator[tuple[list[int], list[int]]]:
+    """The ids of the database connections opened, and of those closed, inside the block."""
+    from sqlalchemy import event
+    from sqlalchemy.pool import Pool
+
+    opened: list[int] = []
+    closed: list[int] = []
+
+    def on_connect(dbapi_conn: object, _record: object) -> None:
+        opened.append(id(dbapi_conn))
+
+    def on_close(dbapi_conn: object, _record: object) -> None:
+        closed.append(id(dbapi_conn))
+
+    event.listen(Pool, "connect", on_connect)
+    event.listen(Pool, "close", on_close)
+    try:
+        yield opened, closed
+    finally:
+        event.remove(Pool, "connect", on_connect)
+        event.remove(Pool, "close", on_close)
+
+
 def make_queue(tmp_path: Path, *, users: dict[str, tuple[str, ...]] | None = None,
                **kwargs: Any) -> tuple[Queue, FixedClock]:
     clock = FixedClock(START)
-    store = Store(tmp_path / "airgate.db", busy_timeout=2)
+    store = open_store(tmp_path / "airgate.db", busy_timeout=2)
     config = kwargs.pop("config", None) or Config(users=USERS if users is None else users)
     return Queue(store, config=config, clock=clock, **kwargs), clock
 
@@ -53,23 +109,75 @@ def events(queue: Queue, action_id: int) -> list[tuple[str, str | None, str | No
     return [(e.event, e.state_before, e.state_after) for e in queue.ledger_entries(action_id)]
 
 
-def clean_postgres_url() -> str:
-    """The test PostgreSQL URL with airgate's tables dropped; skips the test without one."""
-    import os
+# ----------------------------------------------------------------- PostgreSQL
+# The tests never write to the database AIRGATE_TEST_POSTGRES_URL names: they create one of
+# their own on its server, named uniquely per session, and drop it when the session ends
+# (pytest_sessionfinish in tests/conftest.py, which runs on failures and interrupts too).
+_session_db: dict[str, str] = {}
 
+
+def _server_engine(url: str) -> Any:
+    from sqlalchemy import create_engine
+
+    return create_engine(url, isolation_level="AUTOCOMMIT")
+
+
+def session_postgres_url() -> str:
+    """The URL of this session's own database, created on first use; skips without a server."""
     import pytest
 
-    url = os.environ.get("AIRGATE_TEST_POSTGRES_URL")
+    url = os.environ.get(ENV_POSTGRES)
     if not url:
-        pytest.skip("set AIRGATE_TEST_POSTGRES_URL to run against PostgreSQL")
+        pytest.skip(f"set {ENV_POSTGRES} to run against PostgreSQL")
     pytest.importorskip("psycopg")
+    if "url" not in _session_db:
+        from sqlalchemy import make_url, text
+
+        name = f"airgate_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        engine = _server_engine(url)
+        try:
+            with engine.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        finally:
+            engine.dispose()
+        _session_db.update(server=url, name=name, url=make_url(url).set(
+            database=name).render_as_string(hide_password=False))
+    return _session_db["url"]
+
+
+def drop_session_database() -> str | None:
+    """Drop this session's database if one was made; returns its name."""
+    if "name" not in _session_db:
+        return None
+    from sqlalchemy import text
+
+    close_stores()
+    name, server = _session_db.pop("name"), _session_db.pop("server")
+    _session_db.clear()
+    engine = _server_engine(server)
+    try:
+        with engine.connect() as conn:
+            # A connection a failed test left open must not keep the database alive.
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                              " WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    finally:
+        engine.dispose()
+    return name
+
+
+def clean_postgres_url() -> str:
+    """This session's PostgreSQL database with airgate's tables dropped (a clean store for
+    one test); skips the test without AIRGATE_TEST_POSTGRES_URL."""
+    url = session_postgres_url()
     from sqlalchemy import create_engine, text
 
-    from airgate.runtime.store.schema import ALL_TABLES
-
+    close_stores()  # an earlier test's store must not hold locks on the tables
     engine = create_engine(url)
-    with engine.begin() as conn:  # a clean database for this test
-        for table in ALL_TABLES:
-            conn.execute(text(f"DROP TABLE IF EXISTS {table.name}"))
-    engine.dispose()
+    try:
+        with engine.begin() as conn:  # the session's own database: everything in it goes
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()
     return url

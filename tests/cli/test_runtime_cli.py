@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
+import os
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from airgate.cli import main
+from runtime_helpers import connections, raw_sqlite
 
 POLICY = """\
 apiVersion: airgate/v1
@@ -171,6 +172,7 @@ def test_approve_flow_and_show(cli):
 
 
 def test_show_unknown(cli):
+    cli.submit()
     result = cli.run("show", "99")
     assert result.exit_code == 1 and result.stderr == "airgate: error: no action 99\n"
 
@@ -250,7 +252,7 @@ def test_ledger_verify_export_and_tamper(cli):
     rows = list(csv.DictReader(io.StringIO(cli.run("ledger", "export", "--format",
                                                    "csv").stdout)))
     assert len(rows) == len(entries)
-    with sqlite3.connect(cli.tmp / "q.db") as conn:
+    with raw_sqlite(cli.tmp / "q.db") as conn:
         conn.execute("UPDATE ledger SET actor = 'mallory' WHERE seq = 2")
     bad = cli.run("ledger", "verify")
     assert bad.exit_code == 1
@@ -434,3 +436,122 @@ def test_a_bare_group_still_shows_its_help(cli):
     for args in ([], ["ledger"]):
         result = cli.run(*args)
         assert "Usage: airgate" in result.output and "airgate: error" not in result.output
+
+
+# ------------------------------------------------------------------ the store a command uses
+READ_ONLY = [("actions",), ("history",), ("show", "1"), ("investigations",),
+             ("ledger", "verify"), ("ledger", "export"), ("status",)]
+
+
+@pytest.mark.parametrize("args", READ_ONLY, ids=[" ".join(a) for a in READ_ONLY])
+def test_a_read_only_command_creates_no_store(cli, args):
+    result = cli.run(*args)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(
+        f"airgate: error: no airgate store found: {cli.tmp / 'q.db'} does not exist"
+        " (store chosen by AIRGATE_DB;")
+    assert not list(cli.tmp.glob("q.db*"))
+
+
+def test_no_store_names_the_default_it_looked_for(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = cli.run("actions", AIRGATE_DB="")
+    assert result.exit_code == 1
+    assert f"{tmp_path / 'airgate.db'} does not exist" in result.stderr
+    assert "chosen by the default ./airgate.db" in result.stderr
+    assert not (tmp_path / "airgate.db").exists()
+
+
+def test_a_database_without_airgate_tables_is_no_store(cli):
+    (cli.tmp / "q.db").write_bytes(b"")
+    result = cli.run("history")
+    assert result.exit_code == 1
+    assert "holds no airgate tables" in result.stderr
+    assert (cli.tmp / "q.db").read_bytes() == b""
+
+
+def test_status_shows_the_store_and_what_is_in_it(cli):
+    cli.submit()
+    status = cli.run("status", "--format", "json")
+    assert status.exit_code == 0, status.output
+    summary = json.loads(status.stdout)
+    ledger = json.loads(cli.run("ledger", "export").stdout)
+    assert summary["store"] == str(cli.tmp / "q.db")
+    assert summary["chosen_by"] == "AIRGATE_DB"
+    # The device waits for approval, the file is quarantined at once, dc01 is excluded.
+    assert summary["by_status"] == {"completed": 1, "pending": 1}
+    assert summary["actions"] == 2
+    assert summary["ledger"] == {"seq": ledger[-1]["seq"], "hash": ledger[-1]["hash"]}
+    text = cli.run("status").stdout
+    assert f"store: {cli.tmp / 'q.db'} (sqlite; chosen by AIRGATE_DB)" in text
+    assert f"ledger head: entry {ledger[-1]['seq']}, hash {ledger[-1]['hash']}" in text
+
+
+def test_verbose_says_which_store_and_status_masks_a_password(cli):
+    cli.submit()
+    result = cli.run("actions", "--verbose")
+    assert result.exit_code == 0
+    assert f"airgate: store: {cli.tmp / 'q.db'} (chosen by AIRGATE_DB)" in result.stderr
+    assert "airgate: store:" not in cli.run("actions").stderr
+    url = "postgresql+psycopg://mallory:s3cret@127.0.0.1:1/none?password=s3cret"
+    failed = cli.run("status", "--db", url)
+    assert failed.exit_code == 1
+    assert "mallory:***@127.0.0.1:1/none?password=***" in failed.stderr
+    assert "s3cret" not in failed.output
+
+
+def test_the_cli_closes_the_stores_it_opens(cli):
+    for args in ((), ("actions",), ("status",), ("ledger", "verify"),
+                 ("approve", "99", "--actor", "alice")):  # the last one fails: no action 99
+        with connections() as (opened, closed):
+            result = cli.run(*args) if args else cli.submit()
+        assert opened, args
+        assert sorted(closed) == sorted(opened), (args, result.output)
+
+
+@pytest.mark.slow
+def test_no_resource_warning_from_a_cli_run(cli):
+    # Python 3.13 warns about every SQLite connection left open at exit (.ci/run runs it).
+    import subprocess
+    import sys
+
+    env = {**os.environ, **cli.env}
+    code = "from airgate.cli import main; main()"
+    for args in (["submit", str(cli.tmp / "inv.json"), "--policy", str(cli.tmp / "policy.yaml")],
+                 ["actions"], ["status"]):
+        proc = subprocess.run([sys.executable, "-W", "error::ResourceWarning", "-c", code, *args],
+                              env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert "ResourceWarning" not in proc.stderr
+
+
+# ------------------------------------------------------------------ numbers on the command line
+TOO_BIG = "99999999999999999999999"
+
+
+@pytest.mark.parametrize("args", [
+    ("approve", TOO_BIG), ("reject", TOO_BIG, "--reason", "x"), ("undo", TOO_BIG),
+    ("show", TOO_BIG), ("redo", TOO_BIG, "--action", "release_device"), ("approve", "0"),
+    ("history", "--limit", TOO_BIG), ("actions", "--limit", "2147483647"),
+])
+def test_an_integer_out_of_range_is_a_usage_error(cli, args):
+    cli.submit()
+    result = cli.run(*args)
+    assert result.exit_code == 2, result.output
+    assert "is not in the range" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_evaluate_jobs_is_bounded(cli):
+    result = cli.run("evaluate", str(cli.tmp / "inv.json"), "--policy",
+                     str(cli.tmp / "policy.yaml"), "--jobs", "100000")
+    assert result.exit_code == 2 and "is not in the range 0<=x<=256" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["abc", "nan", "-1", "inf", "1e400", "86400"])
+def test_a_bad_db_timeout_is_a_usage_error(cli, value):
+    cli.submit()
+    result = cli.run("actions", AIRGATE_DB_TIMEOUT=value)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == ("airgate: error: AIRGATE_DB_TIMEOUT must be a number of seconds"
+                             f" from 0 to 3600, not {value!r}\n")

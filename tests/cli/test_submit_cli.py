@@ -51,8 +51,9 @@ def test_a_poison_line_after_several_batches_stores_nothing_and_says_where(
     result = run(tmp_path, "submit", str(tmp_path / "a.ndjson"), "--policy", policy)
     assert result.exit_code == 1
     assert "a.ndjson:8:2: invalid JSON" in result.stderr
+    assert not (tmp_path / "q.db").exists()  # the input failed before any store was opened
     listed = run(tmp_path, "actions", "--format", "json")
-    assert json.loads(listed.stdout) == []
+    assert listed.exit_code == 1 and "no airgate store found" in listed.stderr
 
 
 def test_a_batch_failing_in_the_store_prints_what_was_stored(tmp_path, policy, monkeypatch):

@@ -10,8 +10,7 @@ import pytest
 
 from airgate.runtime.config import Config, ExecutorConfig
 from airgate.runtime.executors import CommandExecutor, ExecRequest, RecordExecutor
-from airgate.runtime.store import Store
-from runtime_helpers import decision, make_queue
+from runtime_helpers import decision, make_queue, open_store
 
 
 def request(op: str = "apply", key: str = "k1") -> ExecRequest:
@@ -26,7 +25,7 @@ def script(tmp_path, body: str) -> tuple[str, ...]:
 
 
 def test_record_executor_records_once_per_key(tmp_path):
-    executor = RecordExecutor(Store(tmp_path / "r.db"))
+    executor = RecordExecutor(open_store(tmp_path / "r.db"))
     first = executor.run(request())
     again = executor.run(request())
     assert first.ok and again.ok

@@ -19,7 +19,7 @@ from airgate.runtime.ledger import (
     verify_rows,
 )
 from airgate.runtime.records import LedgerEvent
-from runtime_helpers import decision, make_queue
+from runtime_helpers import decision, make_queue, raw_sqlite
 
 
 def _entries(n: int = 4):  # type: ignore[no-untyped-def]
@@ -89,7 +89,7 @@ def _verify(queue):  # type: ignore[no-untyped-def]
 def test_a_single_edited_row_in_the_sqlite_file_is_caught(tmp_path, sql, bad):
     queue = _store_with_history(tmp_path)
     assert _verify(queue).ok
-    with sqlite3.connect(tmp_path / "airgate.db") as conn:
+    with raw_sqlite(tmp_path / "airgate.db") as conn:
         conn.execute(sql)
     result = _verify(queue)
     assert (result.ok, result.bad_seq) == (False, bad)

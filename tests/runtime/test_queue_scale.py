@@ -162,15 +162,15 @@ def test_an_unknown_sync_mode_is_a_store_error(tmp_path, monkeypatch):
 
 
 @pytest.mark.postgres
-def test_postgresql_batches_merges_lists_and_refreshes_statistics(monkeypatch):
+def test_postgresql_batches_merges_lists_and_refreshes_statistics(monkeypatch, postgres_url):
     import airgate.runtime.store.database
     from airgate.runtime.clock import FixedClock
     from airgate.runtime.config import Config
     from airgate.runtime.queue import Queue
     from airgate.runtime.store import Store
-    from runtime_helpers import USERS, clean_postgres_url
+    from runtime_helpers import USERS
 
-    url = clean_postgres_url()
+    url = postgres_url
     monkeypatch.setattr(airgate.runtime.store.database, "ANALYZE_MIN_ROWS", 1)
     with Store(url) as store:
         queue = Queue(store, config=Config(users=USERS),

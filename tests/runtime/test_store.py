@@ -9,12 +9,13 @@ import pytest
 from airgate.errors import StoreError
 from airgate.runtime.store import Store, resolve_url
 from airgate.runtime.store.schema import LATEST
+from runtime_helpers import connections, open_store, raw_sqlite
 
 
 def test_created_and_migrated_on_first_use(tmp_path):
-    store = Store(tmp_path / "new.db")
-    assert store.schema_version() == LATEST
-    with sqlite3.connect(tmp_path / "new.db") as conn:
+    with Store(tmp_path / "new.db") as store:
+        assert store.schema_version() == LATEST
+    with raw_sqlite(tmp_path / "new.db") as conn:
         rows = conn.execute("SELECT version, description FROM schema_version").fetchall()
     assert [r[0] for r in rows] == list(range(1, LATEST + 1))
     Store(tmp_path / "new.db").close()  # opening again migrates nothing
@@ -22,7 +23,7 @@ def test_created_and_migrated_on_first_use(tmp_path):
 
 def test_newer_schema_is_refused(tmp_path):
     Store(tmp_path / "a.db").close()
-    with sqlite3.connect(tmp_path / "a.db") as conn:
+    with raw_sqlite(tmp_path / "a.db") as conn:
         conn.execute("INSERT INTO schema_version VALUES (999, 'future', 'x')")
     with pytest.raises(StoreError, match="schema version 999, newer"):
         Store(tmp_path / "a.db")
@@ -50,7 +51,7 @@ def test_missing_directory(tmp_path):
 
 
 def test_a_locked_database_is_a_clear_error(tmp_path):
-    store = Store(tmp_path / "l.db", busy_timeout=0.1)
+    store = open_store(tmp_path / "l.db", busy_timeout=0.1)
     holder = sqlite3.connect(tmp_path / "l.db", isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
@@ -62,7 +63,7 @@ def test_a_locked_database_is_a_clear_error(tmp_path):
 
 
 def test_write_rolls_back_on_error(tmp_path):
-    store = Store(tmp_path / "r.db")
+    store = open_store(tmp_path / "r.db")
     with pytest.raises(RuntimeError, match="boom"), store.write() as tx:
         tx.insert_approval(1, "alice", None, "t")
         raise RuntimeError("boom")
@@ -91,15 +92,14 @@ def test_unknown_driver_is_a_store_error():
 
 
 @pytest.mark.postgres
-def test_the_same_queue_on_postgresql(tmp_path):
+def test_the_same_queue_on_postgresql(postgres_url):
     from airgate.runtime.clock import FixedClock
     from airgate.runtime.config import Config
     from airgate.runtime.ledger import verify
     from airgate.runtime.queue import Queue
-    from runtime_helpers import USERS, clean_postgres_url, decision
+    from runtime_helpers import USERS, decision
 
-    url = clean_postgres_url()
-    store = Store(url)
+    store = Store(postgres_url)
     queue = Queue(store, config=Config(users=USERS), clock=FixedClock("2024-05-01T12:00:00Z"))
     out = queue.submit([decision("pa"), decision("pb", required=False)], actor="bob")
     assert [o.action.status for o in out] == ["pending", "completed"]
@@ -132,15 +132,108 @@ def _verify_while_writing(store):
 
 
 def test_a_read_sees_one_snapshot_while_others_write(tmp_path):
-    store = Store(tmp_path / "airgate.db")
-    _verify_while_writing(store)
-    store.close()
+    with Store(tmp_path / "airgate.db") as store:
+        _verify_while_writing(store)
 
 
 @pytest.mark.postgres
-def test_a_read_sees_one_snapshot_while_others_write_on_postgresql():
-    from runtime_helpers import clean_postgres_url
-
-    store = Store(clean_postgres_url())
+def test_a_read_sees_one_snapshot_while_others_write_on_postgresql(postgres_url):
+    store = Store(postgres_url)
     _verify_while_writing(store)
     store.close()
+
+
+def test_create_false_opens_only_a_store_that_exists(tmp_path):
+    from airgate.runtime.store import StoreNotFound
+
+    with pytest.raises(StoreNotFound, match="no airgate store found: .*x.db does not exist"):
+        Store(tmp_path / "x.db", create=False)
+    assert not list(tmp_path.iterdir())
+    Store(tmp_path / "x.db").close()
+    with Store(tmp_path / "x.db", create=False) as store:
+        assert store.schema_version() == LATEST
+
+
+def test_a_store_that_fails_to_open_closes_its_connections(tmp_path):
+    Store(tmp_path / "a.db").close()
+    with raw_sqlite(tmp_path / "a.db") as conn:
+        conn.execute("INSERT INTO schema_version VALUES (999, 'future', 'x')")
+    with connections() as (opened, closed), pytest.raises(StoreError, match="newer"):
+        Store(tmp_path / "a.db")
+    assert opened and sorted(closed) == sorted(opened)
+
+
+@pytest.mark.postgres
+def test_create_false_finds_no_store_in_an_empty_postgresql_database(postgres_url):
+    from airgate.runtime.store import StoreNotFound
+
+    with pytest.raises(StoreNotFound, match="holds no airgate tables"):
+        Store(postgres_url, create=False)
+    with connections() as (opened, closed):
+        Store(postgres_url).close()
+    assert sorted(closed) == sorted(opened)
+    with Store(postgres_url, create=False) as store:
+        assert store.schema_version() == LATEST
+
+
+@pytest.mark.parametrize("value", ["abc", "nan", "-0.5", "3601"])
+def test_the_busy_timeout_from_the_environment_is_bounded(monkeypatch, value):
+    from airgate.errors import UsageError
+    from airgate.runtime.store.database import timeout_from_env
+
+    monkeypatch.setenv("AIRGATE_DB_TIMEOUT", value)
+    with pytest.raises(UsageError, match="AIRGATE_DB_TIMEOUT must be a number of seconds"):
+        timeout_from_env()
+    monkeypatch.setenv("AIRGATE_DB_TIMEOUT", "2.5")
+    assert timeout_from_env() == 2.5
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_postgresql_tests_use_a_database_of_their_own_and_drop_it(tmp_path):
+    # A session whose test fails: its database is still dropped, and the database the URL
+    # names is never written to.
+    import os
+    import subprocess
+    import sys
+
+    from sqlalchemy import create_engine, inspect, make_url, text
+
+    from runtime_helpers import ENV_POSTGRES, session_postgres_url
+
+    named = make_url(os.environ.get(ENV_POSTGRES, "") or session_postgres_url())
+    mine = make_url(session_postgres_url())
+    assert mine.database != named.database and mine.host == named.host
+    (tmp_path / "test_fails.py").write_text(
+        "from airgate.runtime.store import Store\n\n"
+        "def test_fails(postgres_url):\n"
+        "    open(__file__ + '.db', 'w').write(postgres_url.rsplit('/', 1)[1])\n"
+        "    Store(postgres_url)\n"
+        "    assert False\n")
+    tests = os.path.dirname(os.path.dirname(__file__))
+
+    def tables_named() -> list[str]:
+        engine = create_engine(named)
+        try:
+            with engine.connect() as conn:
+                return sorted(inspect(conn).get_table_names())
+        finally:
+            engine.dispose()
+
+    before = tables_named()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "conftest",
+         str(tmp_path / "test_fails.py")],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": tests})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    used = (tmp_path / "test_fails.py.db").read_text()
+    assert used.startswith("airgate_test_") and used != named.database
+    engine = create_engine(named)
+    try:
+        with engine.connect() as conn:
+            names = conn.execute(text("SELECT datname FROM pg_database")).scalars().all()
+    finally:
+        engine.dispose()
+    assert used not in names
+    assert tables_named() == before

@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "expire": "queue",
     "tick": "queue",
     "ledger": "ledger",
+    "status": "status",
 }
 
 

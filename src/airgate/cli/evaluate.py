@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from airgate.cli.runtime_common import JOBS
 from airgate.errors import EXIT_FAILED, Finding, PolicyLoadErrors
 from airgate.model import Decision, Evidence
 
@@ -74,7 +75,7 @@ def _progress(items: Iterable[Evidence]) -> Iterator[Evidence]:
                    " nearest rules for evidence that got no decision.")
 @click.option("--engine", "engine_name", type=click.Choice(["indexed", "durable"]),
               default="indexed", show_default=True)
-@click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--jobs", "-j", type=JOBS, default=0, show_default=True,
               help="Worker processes for --format ndjson (0: one per CPU, at most 8, when"
                    " every input is a regular file, else 1; 1: this process only)."
                    " Output is the same either way.")

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from airgate.cli.runtime_common import db_options, echo_json, parse_since, write_csv
+from airgate.cli.runtime_common import db_options, echo_json, open_store, parse_since, write_csv
 from airgate.errors import EXIT_FAILED, UsageError
+
+if TYPE_CHECKING:
+    from airgate.runtime.store import Store
 
 EXPORT_HEADERS = ("seq", "at", "event", "actor", "action_id", "state_before", "state_after",
                   "comment", "details", "prev_hash", "hash")
@@ -19,14 +23,10 @@ def command() -> None:
     """The hash-chained ledger of every event, and signed checkpoints of it."""
 
 
-def _store(db: str | None, config_path: str | None):  # type: ignore[no-untyped-def]
-    import os
-
+def _store(db: str | None, config_path: str | None) -> Store:
     from airgate.runtime.config import load_config
-    from airgate.runtime.store import ENV_DB, Store
 
-    config = load_config(config_path)
-    return Store(db or os.environ.get(ENV_DB) or config.store)
+    return open_store(db, load_config(config_path))
 
 
 @command.command("verify")

@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 import click
 
 from airgate.cli.runtime_common import (
+    ACTION_ID,
+    ROW_LIMIT,
     actor_option,
     db_options,
     echo_json,
@@ -41,7 +43,7 @@ def _filter_options(func: F) -> F:
                      help="automatedInvestigation, antivirus or manual."),
         click.option("--since", metavar="TIME|DURATION",
                      help="ISO 8601 time, or a duration back from now such as 24h or 7d."),
-        click.option("--limit", type=click.IntRange(min=0), default=DEFAULT_LIMIT,
+        click.option("--limit", type=ROW_LIMIT, default=DEFAULT_LIMIT,
                      show_default=True, help="At most this many rows; 0 for all."),
     ]):
         func = opt(func)
@@ -95,7 +97,7 @@ def history(statuses: tuple[str, ...], investigation: str | None, action_type: s
 
 
 @click.command("show")
-@click.argument("action_ids", nargs=-1, required=True, type=int)
+@click.argument("action_ids", nargs=-1, required=True, type=ACTION_ID)
 @_fmt("text", "json")
 @db_options
 def show(action_ids: tuple[int, ...], fmt: str, db: str | None,
@@ -164,7 +166,7 @@ def _show_text(story: dict[str, Any]) -> None:
 
 def _ids_command(name: str, help_text: str) -> Callable[[Callable[..., Any]], click.Command]:
     def deco(func: Callable[..., Any]) -> click.Command:
-        func = click.argument("ids", nargs=-1, type=int)(func)
+        func = click.argument("ids", nargs=-1, type=ACTION_ID)(func)
         return click.command(name, help=help_text)(func)
     return deco
 
@@ -259,7 +261,7 @@ def undo(ids: tuple[int, ...], all_instances: bool, comment: str | None, fmt: st
 
 
 @click.command("redo")
-@click.argument("action_id", type=int)
+@click.argument("action_id", type=ACTION_ID)
 @click.option("--action", "action_type", required=True, metavar="TYPE",
               help="The new action type (e.g. move_to_inbox after soft_delete_email).")
 @click.option("--policy", "policy_paths", multiple=True,

@@ -17,17 +17,37 @@ from airgate.errors import UsageError
 from airgate.render import escape
 
 if TYPE_CHECKING:
+    from airgate.runtime.config import Config
     from airgate.runtime.queue import Queue
     from airgate.runtime.records import ActionRecord
+    from airgate.runtime.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 ENV_ACTOR = "AIRGATE_ACTOR"
+
+# Every integer the command line takes, bounded here: ids and counts live in INTEGER
+# columns (32 bits on PostgreSQL), and a bigger number is a typo, not a request, that
+# must be a usage error rather than an OverflowError deep in the driver.
+# (AIRGATE_DB_TIMEOUT, the one number read from the environment, is bounded by the store.)
+MAX_INT = 2**31 - 1
+ACTION_ID = click.IntRange(1, MAX_INT)
+ROW_LIMIT = click.IntRange(0, MAX_INT - 1)  # one row more is read, to tell that more exist
+JOBS = click.IntRange(0, 256)  # worker processes: far more than any machine's CPUs
+_VERBOSE = "airgate.verbose"
 # What makes a spreadsheet read a cell as a formula (OWASP CSV injection), the fullwidth
 # forms included, which spreadsheets fold to ASCII.
 _FORMULA_START = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
+def _remember_verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[_VERBOSE] = True
+
+
 def db_options(func: F) -> F:
+    func = click.option(
+        "--verbose", is_flag=True, expose_value=False, callback=_remember_verbose,
+        help="Say on stderr which store the command uses and what chose it.")(func)
     func = click.option(
         "--config", "config_path", metavar="PATH",
         help="Runtime config (users and roles, executors); default AIRGATE_CONFIG,"
@@ -57,16 +77,55 @@ def resolve_actor(actor: str | None) -> str:
         raise UsageError("cannot tell who you are: pass --actor or set AIRGATE_ACTOR") from None
 
 
-def open_queue(db: str | None, config_path: str | None, *, maintain: bool = True) -> Queue:
+def store_target(db: str | None, config: Config) -> tuple[str | None, str]:
+    """The store to open and what chose it (for messages): --db, AIRGATE_DB, config, default."""
+    from airgate.runtime.store import DEFAULT_DB, ENV_DB
+
+    if db:
+        return db, "--db"
+    env = os.environ.get(ENV_DB, "")
+    if env:
+        return env, ENV_DB
+    if config.store:
+        return config.store, f"store: in {config.file}"
+    return None, f"the default ./{DEFAULT_DB}"
+
+
+def open_store(db: str | None, config: Config, *, create: bool = False) -> Store:
+    """The chosen store, closed when the command ends (outside a command: by the caller).
+
+    Only commands that record new input create a store (``create``); the others
+    report where they looked and create nothing.
+    """
+    from airgate.render import escape
+    from airgate.runtime.store import Store, StoreNotFound
+
+    target, chosen_by = store_target(db, config)
+    ctx = click.get_current_context(silent=True)
+    try:
+        store = Store(target, create=create)
+    except StoreNotFound as exc:
+        raise StoreNotFound(
+            f"{exc.message} (store chosen by {chosen_by}; name another with --db or"
+            f" AIRGATE_DB; `airgate submit` creates one)") from None
+    if ctx is not None:
+        ctx.call_on_close(store.close)
+        if ctx.meta.get(_VERBOSE):
+            click.echo(f"airgate: store: {escape(store.display_url)} (chosen by"
+                       f" {escape(chosen_by)})", err=True)
+    return store
+
+
+def open_queue(db: str | None, config_path: str | None, *, maintain: bool = True,
+               create: bool = False) -> Queue:
     """The queue over the chosen store, its lazy expiries and reverts already done."""
     from airgate.runtime.clock import clock_from_env
     from airgate.runtime.config import load_config
     from airgate.runtime.queue import Queue
-    from airgate.runtime.store import ENV_DB, Store
 
     config = load_config(config_path)
-    target = db or os.environ.get(ENV_DB) or config.store
-    queue = Queue(Store(target), config=config, clock=clock_from_env())
+    clock = clock_from_env()  # a bad AIRGATE_NOW is a usage error before any store is opened
+    queue = Queue(open_store(db, config, create=create), config=config, clock=clock)
     if maintain:
         queue.maintain()
     return queue

@@ -80,7 +80,7 @@ def submit(evidence: tuple[str, ...], policy_paths: tuple[str, ...], engine_name
         click.echo(f"airgate: error: --strict: reading the evidence gave {len(warned)}"
                    " warning(s); nothing submitted", err=True)
         sys.exit(EXIT_FAILED)
-    queue = open_queue(db, config_path)
+    queue = open_queue(db, config_path, create=True)
     try:
         outcomes = queue.submit(decisions, actor=who, catalog=policy_set.catalog,
                                 investigations=seen)

@@ -10,7 +10,10 @@ together or not at all, and two processes never interleave.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
+import re
+import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +25,7 @@ from sqlalchemy import (
     create_engine,
     event,
     exc,
+    func,
     insert,
     inspect,
     make_url,
@@ -29,7 +33,7 @@ from sqlalchemy import (
     text,
 )
 
-from airgate.errors import StoreError
+from airgate.errors import StoreError, UsageError
 from airgate.runtime.clock import format_time
 from airgate.runtime.store import schema as s
 from airgate.runtime.store.tx import Tx
@@ -39,10 +43,12 @@ ENV_DB_TIMEOUT = "AIRGATE_DB_TIMEOUT"
 ENV_DB_SYNC = "AIRGATE_DB_SYNC"  # SQLite: full (default) or normal
 DEFAULT_DB = "airgate.db"
 DEFAULT_TIMEOUT = 10.0  # seconds a writer waits for a locked SQLite file
+MAX_TIMEOUT = 3600.0  # more than an hour of waiting is a mistake, not a setting
 ANALYZE_MIN_ROWS = 5000  # PostgreSQL: refresh statistics after this many new rows at least,
 ANALYZE_GROWTH = 0.5  # and once the new rows are this fraction of the last analyzed size
 
-__all__ = ["Store", "Tx", "resolve_url", "ENV_DB", "DEFAULT_DB"]
+__all__ = ["Store", "StoreNotFound", "Tx", "resolve_url", "timeout_from_env", "ENV_DB",
+           "DEFAULT_DB"]
 
 
 def resolve_url(target: str | os.PathLike[str] | None = None) -> str:
@@ -53,28 +59,55 @@ def resolve_url(target: str | os.PathLike[str] | None = None) -> str:
     return "sqlite:///" + str(Path(raw).expanduser().absolute())
 
 
+class StoreNotFound(StoreError):
+    """A command that only reads found no airgate store where it looked."""
+
+    code = "store-not-found"
+
+
 class Store:
-    """A handle on one airgate database; created and migrated on first use."""
+    """A handle on one airgate database; created and migrated on first use.
+
+    ``create=False`` opens only a store that exists: a missing SQLite file, or a
+    database without airgate's tables, raises :class:`StoreNotFound` and creates
+    nothing (what read-only commands want). An existing store of an older schema
+    is still migrated. Close the store (``close()``, or use it as a context
+    manager) to release its connections.
+    """
 
     def __init__(
-        self, target: str | os.PathLike[str] | None = None, *, busy_timeout: float | None = None
+        self, target: str | os.PathLike[str] | None = None, *, busy_timeout: float | None = None,
+        create: bool = True,
     ) -> None:
         self.url = resolve_url(target)
         if busy_timeout is None:
-            busy_timeout = float(os.environ.get(ENV_DB_TIMEOUT, DEFAULT_TIMEOUT))
+            busy_timeout = timeout_from_env()
         self.busy_timeout = busy_timeout
         self.sqlite = self.url.startswith("sqlite")
         self._grown = 0  # rows this process inserted since it last refreshed statistics
         self._analyzed_rows: float | None = None
+        if not create and self.sqlite:
+            path = _sqlite_path(self.url)
+            if path and not Path(path).is_file():
+                raise StoreNotFound(f"no airgate store found: {path} does not exist")
+            if path and not _sqlite_holds_store(path):
+                # Checked read-only: opening it for real would already write to the file.
+                raise StoreNotFound(f"no airgate store found: {path} holds no airgate tables")
         self.engine = self._create_engine()
-        self._migrate()
+        try:
+            self._migrate(create=create)
+        except BaseException:
+            # A store that failed to open must not leave its connections to the garbage
+            # collector (Python 3.13 warns about every unclosed SQLite connection).
+            self.engine.dispose()
+            raise
 
     # ------------------------------------------------------------ set-up
     def _create_engine(self) -> Engine:
         try:
             if self.sqlite:
-                path = self.url.split(":///", 1)[1] if ":///" in self.url else ""
-                if path and path != ":memory:" and not Path(path).parent.is_dir():
+                path = _sqlite_path(self.url)
+                if path and not Path(path).parent.is_dir():
                     parent = Path(path).parent
                     raise StoreError(f"cannot create the database: no directory {parent}")
                 engine = create_engine(
@@ -95,7 +128,25 @@ class Store:
             raise StoreError(f"cannot open the database {_redact(self.url)}: {err}") from None
         return engine
 
+    @property
+    def display_url(self) -> str:
+        """The store as a person should see it: a SQLite file's path, any password masked."""
+        return _redact(self.url)
+
+    def summary(self) -> dict[str, Any]:
+        """What ``airgate status`` shows: schema version, actions by status, ledger head."""
+        with self.read() as tx:
+            a = s.actions.c
+            counts = {str(status): int(n) for status, n in tx.conn.execute(
+                select(a.status, func.count()).group_by(a.status).order_by(a.status)).all()}
+            seq, head = tx.ledger_head()
+            version = self._version(tx.conn)
+        return {"store": self.display_url, "backend": "sqlite" if self.sqlite else "postgresql",
+                "schema_version": version, "actions": sum(counts.values()),
+                "by_status": counts, "ledger": {"seq": seq, "hash": head}}
+
     def close(self) -> None:
+        """Close every pooled connection; the store can still be used (it reconnects)."""
         self.engine.dispose()
 
     def __enter__(self) -> Store:
@@ -104,11 +155,15 @@ class Store:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _migrate(self) -> None:
+    def _migrate(self, *, create: bool = True) -> None:
         with self._guard():
             with self.engine.connect() as conn:
-                if self._version(conn) == s.LATEST:
-                    return
+                found = self._version(conn)
+            if found == s.LATEST:
+                return
+            if found == 0 and not create:
+                raise StoreNotFound(
+                    f"no airgate store found: {_redact(self.url)} holds no airgate tables")
             with self.engine.connect() as conn:
                 conn = conn.execution_options(airgate_write=True)
                 with conn.begin():
@@ -253,6 +308,22 @@ def _sqlite_transactions(engine: Engine, sync: str) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+def timeout_from_env() -> float:
+    """``AIRGATE_DB_TIMEOUT``: seconds, a number from 0 to MAX_TIMEOUT (a usage error else)."""
+    raw = os.environ.get(ENV_DB_TIMEOUT, "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    # NaN fails both comparisons, so it is refused with the words and the infinities.
+    if not 0 <= value <= MAX_TIMEOUT:
+        raise UsageError(f"{ENV_DB_TIMEOUT} must be a number of seconds from 0 to"
+                         f" {MAX_TIMEOUT:g}, not {raw[:40]!r}")
+    return value
+
+
 def _sync_mode() -> str:
     value = os.environ.get(ENV_DB_SYNC, "").strip().lower() or "full"
     if value not in ("full", "normal"):
@@ -260,8 +331,29 @@ def _sync_mode() -> str:
     return value.upper()
 
 
+def _sqlite_path(url: str) -> str:
+    """The file of a SQLite URL; empty for an in-memory database."""
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    return "" if path in ("", ":memory:") else path.split("?", 1)[0]
+
+
+def _sqlite_holds_store(path: str) -> bool:
+    """Whether a SQLite file has airgate's tables; a file that is no database says yes, so
+    that opening it reports the damage."""
+    conn = sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True)
+    try:
+        found = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'")
+        return found.fetchone() is not None
+    except sqlite3.DatabaseError:
+        return True
+    finally:
+        conn.close()
+
+
 def _redact(url: str) -> str:
-    # Never print a password that sits in a PostgreSQL URL.
+    # Never print a password that sits in a PostgreSQL URL, before the host or in the query.
+    url = re.sub(r"([?&]password=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         creds, host = rest.rsplit("@", 1)
