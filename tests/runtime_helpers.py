@@ -12,6 +12,7 @@ from airgate.runtime.queue import Queue
 from airgate.runtime.store import Store
 
 START = "2024-05-01T12:00:00Z"
+AUTOMATION_IDS = frozenset({"bob"})
 USERS = {
     "alice": ("active-remediation",),
     "carol": ("active-remediation",),
@@ -45,7 +46,9 @@ def make_queue(tmp_path: Path, *, users: dict[str, tuple[str, ...]] | None = Non
                **kwargs: Any) -> tuple[Queue, FixedClock]:
     clock = FixedClock(START)
     store = Store(tmp_path / "airgate.db", busy_timeout=2)
-    config = kwargs.pop("config", None) or Config(users=USERS if users is None else users)
+    # bob stands for the SOAR connector: his submissions keep the evidence's action source.
+    config = kwargs.pop("config", None) or Config(users=USERS if users is None else users,
+                                                  automation=AUTOMATION_IDS)
     return Queue(store, config=config, clock=clock, **kwargs), clock
 
 
@@ -65,11 +68,11 @@ def clean_postgres_url() -> str:
     pytest.importorskip("psycopg")
     from sqlalchemy import create_engine, text
 
-    from airgate.runtime.store.schema import V1_TABLES
+    from airgate.runtime.store.schema import TABLES
 
     engine = create_engine(url)
     with engine.begin() as conn:  # a clean database for this test
-        for table in V1_TABLES:
+        for table in reversed(TABLES):
             conn.execute(text(f"DROP TABLE IF EXISTS {table.name}"))
     engine.dispose()
     return url

@@ -64,6 +64,9 @@ class Env:
         self.env = {"AIRGATE_DB": str(tmp_path / "q.db"),
                     "AIRGATE_CONFIG": str(tmp_path / "airgate.yaml"),
                     "AIRGATE_NOW": "2024-05-01T12:00:00Z", "AIRGATE_ACTOR": "bob"}
+        # The tests move the clock: only a demo store lets them.
+        made = self.run("init", "--demo")
+        assert made.exit_code == 0, made.stderr
 
     def run(self, *args: str, **env: str):  # type: ignore[no-untyped-def]
         return CliRunner().invoke(main, list(args), env={**self.env, **env})
@@ -227,10 +230,24 @@ def test_expire_and_tick(cli):
     assert json.loads(tick.stdout) == {"expired": [], "reverted": [2], "reconciled": []}
 
 
-def test_lazy_expiry_before_listing(cli):
-    cli.submit()
-    out = cli.run("actions", "--format", "json", AIRGATE_NOW="2024-05-09T12:00:00Z")
-    assert json.loads(out.stdout) == []
+def test_readers_never_expire_or_revert(cli):
+    cli.submit()  # 1 pending isolation (expires in 7 days), 2 a quarantine reverting in 24 h
+    later = {"AIRGATE_NOW": "2024-05-09T12:00:00Z"}
+    before = cli.run("ledger", "export").stdout
+    out = cli.run("actions", "--format", "json", **later)
+    assert [(a["id"], a["status"]) for a in json.loads(out.stdout)] == [(1, "pending")]
+    table = cli.run("actions", **later).stdout
+    assert "not yet recorded: airgate tick records it" in table
+    assert "(passed: expired, recorded by the next airgate tick)" in cli.run(
+        "show", "1", **later).stdout
+    for reader in (["history"], ["investigations"], ["show", "2"], ["actions", "--format",
+                                                                     "csv"]):
+        assert cli.run(*reader, **later).exit_code == 0
+    assert cli.run("ledger", "export").stdout == before  # nothing expired, nothing reverted
+    assert json.loads(cli.run("show", "2", "--format", "json").stdout)["action"][
+        "status"] == "completed"
+    tick = json.loads(cli.run("tick", "--format", "json", **later).stdout)
+    assert tick == {"expired": [1], "reverted": [2], "reconciled": []}
 
 
 def test_ledger_verify_export_and_tamper(cli):
@@ -238,7 +255,7 @@ def test_ledger_verify_export_and_tamper(cli):
     ok = cli.run("ledger", "verify")
     assert ok.exit_code == 0 and ok.stdout.startswith("ledger ok: ")
     entries = json.loads(cli.run("ledger", "export").stdout)
-    assert entries[0]["event"] == "created" and entries[0]["seq"] == 1
+    assert [(e["seq"], e["event"]) for e in entries[:2]] == [(1, "initialized"), (2, "created")]
     rows = list(csv.DictReader(io.StringIO(cli.run("ledger", "export", "--format",
                                                    "csv").stdout)))
     assert len(rows) == len(entries)
@@ -250,8 +267,8 @@ def test_ledger_verify_export_and_tamper(cli):
 
 
 def test_damaged_database(cli):
-    (cli.tmp / "q.db").write_bytes(b"garbage" * 1000)
-    result = cli.run("actions")
+    (cli.tmp / "bad.db").write_bytes(b"garbage" * 1000)
+    result = cli.run("actions", AIRGATE_DB=str(cli.tmp / "bad.db"))
     assert result.exit_code == 1
     assert "is damaged or not an airgate database" in result.stderr
     assert "Traceback" not in result.stderr

@@ -38,6 +38,8 @@ COMMANDS: dict[str, str] = {
     "expire": "queue",
     "tick": "queue",
     "ledger": "ledger",
+    "init": "init",
+    "config": "config",
 }
 
 

@@ -121,6 +121,8 @@ def _filter_options(func: F) -> F:
 
 
 def _list(queue: Any, flt: ActionFilter, fmt: str, history: bool) -> None:
+    from airgate.runtime.clock import format_time
+
     wanted = flt.limit
     rows = queue.list_actions(flt if not wanted else ActionFilter(
         **{**flt.__dict__, "limit": wanted + 1}))
@@ -128,7 +130,7 @@ def _list(queue: Any, flt: ActionFilter, fmt: str, history: bool) -> None:
         rows = rows[:wanted]
         click.echo(f"airgate: showing the first {wanted} actions; --limit 0 shows all",
                    err=True)
-    emit_actions(rows, fmt, history=history)
+    emit_actions(rows, fmt, history=history, now=format_time(queue.now()))
 
 
 @click.command("actions")
@@ -139,7 +141,7 @@ def actions(statuses: tuple[str, ...], investigation: str | None, action_type: s
             source: str | None, since: str | None, limit: int, fmt: str, db: str | None,
             config_path: str | None) -> None:
     """List open actions (pending, approved, running) or those of --status, oldest first."""
-    queue = open_queue(db, config_path)
+    queue = open_queue(db, config_path, maintain=False)
     flt = ActionFilter(statuses or OPEN, investigation, action_type, source,
                        parse_since(since, queue.now()), None, limit or None)
     _list(queue, flt, fmt, history=False)
@@ -154,7 +156,7 @@ def history(statuses: tuple[str, ...], investigation: str | None, action_type: s
             source: str | None, since: str | None, limit: int, decided_by: str | None, fmt: str,
             db: str | None, config_path: str | None) -> None:
     """List settled actions, most recently changed first (--since filters on that change)."""
-    queue = open_queue(db, config_path)
+    queue = open_queue(db, config_path, maintain=False)
     flt = ActionFilter(statuses or SETTLED, investigation, action_type, source,
                        parse_since(since, queue.now()), decided_by, limit or None,
                        newest_first=True, by_update=True)
@@ -168,8 +170,10 @@ def history(statuses: tuple[str, ...], investigation: str | None, action_type: s
 def show(action_id: int, fmt: str, db: str | None, config_path: str | None) -> None:
     """The whole story of one action: evidence, decision, approvals, results, ledger."""
     from airgate.render import escape, table
+    from airgate.runtime.clock import format_time
 
-    story = open_queue(db, config_path).show(action_id)
+    queue = open_queue(db, config_path, maintain=False)
+    story = queue.show(action_id)
     if fmt == "json":
         echo_json(story)
         return
@@ -190,7 +194,9 @@ def show(action_id: int, fmt: str, db: str | None, config_path: str | None) -> N
     for reason in a["reasons"]:
         lines.append(f"reason: {reason}")
     if a["status"] == "pending" and a["expires_at"]:
-        lines.append(f"expires at: {short_time(a['expires_at'])}")
+        overdue = a["expires_at"] <= format_time(queue.now())
+        lines.append(f"expires at: {short_time(a['expires_at'])}" + (
+            " (passed: expired, recorded by the next airgate tick)" if overdue else ""))
     if a["revert_at"]:
         lines.append(f"reverts automatically at: {short_time(a['revert_at'])}")
     for name in ("decided_by", "reason", "link_id", "superseded_by", "error"):
@@ -291,7 +297,7 @@ def investigations(fmt: str, db: str | None, config_path: str | None) -> None:
     """Each investigation with its status derived from its actions (docs/runtime.md)."""
     from airgate.render import table
 
-    rows = open_queue(db, config_path).investigations()
+    rows = open_queue(db, config_path, maintain=False).investigations()
     if fmt == "json":
         echo_json(rows)
     elif rows:

@@ -43,7 +43,11 @@ def actor_option(func: F) -> F:
 
 
 def resolve_actor(actor: str | None) -> str:
-    if actor:
+    """``--actor``, else ``AIRGATE_ACTOR``, else the OS user; ``--actor ""`` is a usage error
+    (it must never quietly become someone else)."""
+    if actor is not None:
+        if not actor.strip():
+            raise UsageError("--actor is empty: name who is acting")
         return actor
     env = os.environ.get(ENV_ACTOR, "").strip()
     if env:
@@ -55,15 +59,34 @@ def resolve_actor(actor: str | None) -> str:
 
 
 def open_queue(db: str | None, config_path: str | None, *, maintain: bool = True) -> Queue:
-    """The queue over the chosen store, its lazy expiries and reverts already done."""
-    from airgate.runtime.clock import clock_from_env
+    """The queue over the chosen store, governed by the config stored in it when a global
+    admin pushed one (else by the local file), its lazy expiries and reverts done first
+    when ``maintain`` (writers only: a reader never changes the store).
+
+    ``AIRGATE_NOW`` is refused (usage error) unless the store is a demo store: a pinned
+    clock must never expire, revert, approve or reconcile anything in a live store.
+    """
+    from airgate.runtime.clock import ENV_NOW, FixedClock, SystemClock, pinned_time
     from airgate.runtime.config import load_config
+    from airgate.runtime.governance import read_settings
     from airgate.runtime.queue import Queue
     from airgate.runtime.store import ENV_DB, Store
 
-    config = load_config(config_path)
-    target = db or os.environ.get(ENV_DB) or config.store
-    queue = Queue(Store(target), config=config, clock=clock_from_env())
+    local = load_config(config_path)
+    pinned = pinned_time()  # a malformed or out-of-range time fails before the store opens
+    target = db or os.environ.get(ENV_DB) or local.store
+    store = Store(target)
+    settings = read_settings(store)
+    if pinned is not None and not settings.demo:
+        raise UsageError(f"{ENV_NOW} pins the clock only on a demo store (airgate init --demo);"
+                         " this store is not one: unset it")
+    if settings.config is not None and local.sets_governing():
+        click.echo(f"airgate: warning: {local.file}: users, automation and executors come from"
+                   f" the config stored in the database (pushed by {settings.config_by} at"
+                   f" {short_time(settings.config_at)}); the ones in this file are ignored",
+                   err=True)
+    queue = Queue(store, config=settings.apply(local),
+                  clock=SystemClock() if pinned is None else FixedClock(pinned))
     if maintain:
         queue.maintain()
     return queue
@@ -110,9 +133,13 @@ ACTION_HEADERS = ("id", "status", "investigation", "action", "entity type", "ent
                   "created", "note")
 
 
-def action_note(a: ActionRecord) -> str:
+def action_note(a: ActionRecord, now: str | None = None) -> str:
+    """The table's note; ``now`` (stored spelling) marks a pending action past its expiry,
+    which a reader shows but never expires itself (``airgate tick`` or any writer does)."""
     if a.status == "pending":
-        parts = [f"expires {short_time(a.expires_at)}"]
+        overdue = now is not None and a.expires_at is not None and a.expires_at <= now
+        parts = [f"expired {short_time(a.expires_at)}, not yet recorded: airgate tick records"
+                 " it" if overdue else f"expires {short_time(a.expires_at)}"]
         quorum = a.approval.get("quorum", 1)
         if quorum and int(quorum) > 1:
             parts.append(f"quorum {quorum}")
@@ -130,25 +157,29 @@ def action_note(a: ActionRecord) -> str:
     return a.reason or a.error or ""
 
 
-def action_row(a: ActionRecord) -> tuple[object, ...]:
+def action_row(a: ActionRecord, now: str | None = None) -> tuple[object, ...]:
     return (a.id, a.status, a.investigation, a.action_type, a.entity_type, a.entity_name,
-            a.source, short_time(a.created_at), action_note(a))
+            a.source, short_time(a.created_at), action_note(a, now))
 
 
 HISTORY_HEADERS = ("id", "status", "investigation", "action", "entity type", "entity", "source",
                    "decided by", "updated", "note")
 
 
-def history_row(a: ActionRecord) -> tuple[object, ...]:
+def history_row(a: ActionRecord, now: str | None = None) -> tuple[object, ...]:
     return (a.id, a.status, a.investigation, a.action_type, a.entity_type, a.entity_name,
-            a.source, a.decided_by or "", short_time(a.updated_at), action_note(a))
+            a.source, a.decided_by or "", short_time(a.updated_at), action_note(a, now))
 
 
-def emit_actions(actions: Sequence[ActionRecord], fmt: str, *, history: bool = False) -> None:
+def emit_actions(actions: Sequence[ActionRecord], fmt: str, *, history: bool = False,
+                 now: str | None = None) -> None:
+    """Print actions; ``now`` (stored spelling) lets notes mark pending actions past expiry."""
+    from functools import partial
+
     from airgate.render import table
 
     headers = HISTORY_HEADERS if history else ACTION_HEADERS
-    to_row = history_row if history else action_row
+    to_row = partial(history_row if history else action_row, now=now)
     if fmt == "json":
         echo_json([a.as_dict() for a in actions])
     elif fmt == "csv":

@@ -157,13 +157,34 @@ V1_TABLES = [schema_version, actions, evidence, investigations, approvals, execu
              ledger, ledger_head]
 
 
+# What governs the store, kept in the store itself so that no caller picks it: "demo"
+# (true: created by ``airgate init --demo``, the only kind of store a pinned clock may
+# write to) and "config" (the users, roles and executors pushed by a global admin with
+# ``airgate config push``). Values are canonical JSON; each change is in the ledger.
+settings = Table(
+    "settings", metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", T, nullable=False),
+    Column("updated_by", Text, nullable=False),
+)
+
+V2_TABLES = [settings]
+TABLES = V1_TABLES + V2_TABLES  # every table, in creation order
+
+
 def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=V1_TABLES)
     conn.execute(insert(ledger_head).values(id=1, seq=0, hash="0" * 64, locked=False))
 
 
+def _v2(conn: Connection) -> None:
+    metadata.create_all(conn, tables=V2_TABLES)
+
+
 # (version, description, apply). Append new versions; never edit a released one.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "actions, evidence, approvals, executor records, hash-chained ledger", _v1),
+    (2, "settings: the demo marker and the governing config", _v2),
 ]
 LATEST = MIGRATIONS[-1][0]
