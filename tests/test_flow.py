@@ -67,7 +67,8 @@ def test_graph_alert_from_submission_to_settled_investigation(tmp_path):
     assert json.loads(run("undo", action_id, "--actor", "alice", "--format", "json"))[0][
         "status"] == "undone"
     changed = json.loads(run("redo", action_id, "--action", "contain_device", "--actor",
-                             "alice", "--format", "json"))[0]
+                             "alice", "--policy", str(tmp_path / "policy.yaml"),
+                             "--format", "json"))[0]
     assert (changed["status"], changed["link_id"]) == ("pending", int(action_id))
     run("approve", str(changed["id"]), "--actor", "root")
 

@@ -195,10 +195,11 @@ def test_history_undo_redo(cli):
         '"id"') == 1
     undone = cli.run("undo", "1", "--actor", "alice")
     assert undone.exit_code == 0 and "undone" in undone.stdout
+    policy = ("--policy", str(cli.tmp / "policy.yaml"))
     redo = cli.run("redo", "1", "--action", "contain_device", "--actor", "alice",
-                   "--format", "json")
+                   "--format", "json", *policy)
     assert json.loads(redo.stdout)[0]["status"] == "pending"
-    bad = cli.run("redo", "1", "--action", "contain_device")
+    bad = cli.run("redo", "1", "--action", "contain_device", *policy)
     assert bad.exit_code == 1 and "it is superseded" in bad.stderr
 
 

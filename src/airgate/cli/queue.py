@@ -33,6 +33,19 @@ def _fmt(*choices: str) -> Callable[[F], F]:
                         default=choices[0], show_default=True)
 
 
+def _policies(paths: tuple[str, ...]) -> Any:
+    """The policy set, or every load finding at its location and exit 1."""
+    from airgate.policy.loader import load_policy_set
+
+    try:
+        return load_policy_set(list(paths))
+    except PolicyLoadErrors as exc:
+        for finding in exc.findings:
+            click.echo(f"airgate: error: {finding.location}: {finding.code}: {finding.message}",
+                       err=True)
+        sys.exit(EXIT_FAILED)
+
+
 @click.command("submit")
 @click.argument("evidence", nargs=-1, required=True)
 @click.option("--policy", "policy_paths", multiple=True, required=True,
@@ -53,17 +66,10 @@ def submit(evidence: tuple[str, ...], policy_paths: tuple[str, ...], engine_name
     from airgate.engine import core as engine_mod
     from airgate.engine.decision_json import decision_to_dict
     from airgate.evidence.reader import iter_evidence
-    from airgate.policy.loader import load_policy_set
     from airgate.render import table
 
     who = resolve_actor(actor)
-    try:
-        policy_set = load_policy_set(list(policy_paths))
-    except PolicyLoadErrors as exc:
-        for finding in exc.findings:
-            click.echo(f"airgate: error: {finding.location}: {finding.code}: {finding.message}",
-                       err=True)
-        sys.exit(EXIT_FAILED)
+    policy_set = _policies(policy_paths)
 
     def on_warning(finding: Finding) -> None:
         click.echo(f"airgate: warning: {finding}", err=True)
@@ -270,23 +276,28 @@ def undo(ids: tuple[int, ...], all_instances: bool, comment: str | None, fmt: st
 @click.argument("action_id", type=int)
 @click.option("--action", "action_type", required=True, metavar="TYPE",
               help="The new action type (e.g. move_to_inbox after soft_delete_email).")
-@click.option("--policy", "policy_paths", multiple=True,
-              help="Policy set declaring custom action types (needed only for those).")
+@click.option("--policy", "policy_paths", multiple=True, required=True,
+              help="The current policy set (repeatable): the new action gets the approval it"
+                   " gives the new type on that entity, never weaker than the old one's.")
 @click.option("--comment")
 @_fmt("table", "json")
 @actor_option
 @db_options
 def redo(action_id: int, action_type: str, policy_paths: tuple[str, ...], comment: str | None,
          fmt: str, actor: str | None, db: str | None, config_path: str | None) -> None:
-    """Change an action's type: a new pending action linked to it; the old one is superseded."""
-    catalog = None
-    if policy_paths:
-        from airgate.policy.loader import load_policy_set
+    """Change an action's type: a new pending action linked to it; the old one is superseded.
 
-        catalog = load_policy_set(list(policy_paths)).catalog
+    It needs an approver role of the new action (or global-admin); its approval is the
+    strongest of the old action's, the new type's catalog default and what --policy
+    gives the new type on that entity; an exclusion there refuses the change.
+    """
+    from airgate.engine import core as engine_mod
+
+    who = resolve_actor(actor)
+    policy_set = _policies(policy_paths)
     queue = open_queue(db, config_path)
-    created = queue.redo(action_id, action_type=action_type, actor=resolve_actor(actor),
-                         comment=comment, catalog=catalog)
+    created = queue.redo(action_id, action_type=action_type, actor=who, comment=comment,
+                         catalog=policy_set.catalog, engine=engine_mod.compile(policy_set))
     emit_actions([created], fmt)
 
 
