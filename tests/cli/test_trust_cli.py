@@ -4,7 +4,10 @@ and where the roles that govern a store come from."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,6 +58,14 @@ class Box:
 
     def run(self, *args: str, **env: str) -> Result:
         return CliRunner().invoke(main, list(args), env={**self.env, **env})
+
+    def process(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        """The CLI in its own process (a PostgreSQL engine lives as long as it)."""
+        full = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **self.env, **env}
+        result = subprocess.run([sys.executable, "-c", "from airgate.cli import main; main()",
+                                 *args], env=full, capture_output=True, text=True, timeout=120)
+        result.exit_code = result.returncode  # type: ignore[attr-defined]
+        return result
 
     def submit(self, *extra: str, **env: str) -> Result:
         return self.run("submit", str(self.tmp / "inv.json"), "--policy",
@@ -191,3 +202,91 @@ def test_a_config_with_two_spellings_of_one_name_is_a_located_error(box):
     fullwidth.write_text("users:\n  bob: [a]\n  ｂｏｂ: [b]\n")
     result = box.run("actions", "--config", str(fullwidth))
     assert result.exit_code == 1 and "fw.yaml:3:3: " in result.stderr
+
+
+# ---------------------------------------------------------------- 2. the governing config
+EVIL = "users:\n  mallory: [global-admin]\n"
+
+
+def test_a_pushed_config_governs_whatever_config_the_caller_names(box):
+    pushed = box.run("config", "push", str(box.tmp / "airgate.yaml"), "--actor", "root")
+    assert pushed.exit_code == 0, pushed.stderr
+    assert "config pushed: 3 users" in pushed.stdout
+    box.submit()
+    (box.tmp / "evil.yaml").write_text(EVIL)
+    result = box.run("approve", "1", "--actor", "mallory", "--config", str(box.tmp / "evil.yaml"))
+    assert result.exit_code == 1
+    assert "mallory holds no role" in result.stderr
+    assert "the ones in this file are ignored" in result.stderr
+    assert box.statuses()[0] == (1, "pending")
+    assert [e[1:] for e in box.ledger()[:1]] == [("configured", "root")]
+    assert box.run("approve", "1", "--actor", "alice",
+                   "--config", str(box.tmp / "evil.yaml")).exit_code == 0
+
+
+def test_only_a_global_admin_of_the_stored_config_may_push(box):
+    assert box.run("config", "push", str(box.tmp / "airgate.yaml"), "--actor", "root"
+                   ).exit_code == 0
+    (box.tmp / "evil.yaml").write_text(EVIL)
+    result = box.run("config", "push", str(box.tmp / "evil.yaml"), "--actor", "mallory")
+    assert result.exit_code == 1
+    assert "mallory is not a global-admin of the config it would replace" in result.stderr
+    shown = json.loads(box.run("config", "show").stdout)
+    assert shown["pushed_by"] == "root" and "mallory" not in shown["config"]["users"]
+    assert [e[1:] for e in box.ledger()] == [("configured", "root"), ("refused", "mallory")]
+    (box.tmp / "next.yaml").write_text(CONFIG + "  erin: [security-admin]\n")
+    assert box.run("config", "push", str(box.tmp / "next.yaml"), "--actor", "ROOT"
+                   ).exit_code == 0
+    assert "erin" in json.loads(box.run("config", "show").stdout)["config"]["users"]
+
+
+def test_the_first_push_must_make_its_pusher_a_global_admin(box):
+    result = box.run("config", "push", str(box.tmp / "airgate.yaml"), "--actor", "alice")
+    assert result.exit_code == 1 and "first push must make its pusher a global-admin" in (
+        result.stderr)
+    (box.tmp / "none.yaml").write_text("users:\n  alice: [active-remediation]\n")
+    result = box.run("config", "push", str(box.tmp / "none.yaml"), "--actor", "alice")
+    assert result.exit_code == 1 and "names no global-admin" in result.stderr
+    assert "no config stored" in box.run("config", "show").stdout
+
+
+def test_a_pushed_config_is_validated_with_locations(box):
+    (box.tmp / "bad.yaml").write_text("users:\n  root: global-admin\n")
+    result = box.run("config", "push", str(box.tmp / "bad.yaml"), "--actor", "root")
+    assert result.exit_code == 1 and "bad.yaml:2:9" in result.stderr
+
+
+def test_the_ledger_records_roles_but_never_executor_arguments(box):
+    (box.tmp / "exec.yaml").write_text(CONFIG + "executors:\n  isolate_device: {type: command,"
+                                       " argv: [/bin/true, --token=s3cret]}\n")
+    assert box.run("config", "push", str(box.tmp / "exec.yaml"), "--actor", "root"
+                   ).exit_code == 0
+    exported = box.run("ledger", "export").stdout
+    assert "s3cret" not in exported
+    entry = json.loads(exported)[0]
+    assert entry["details"]["executors"] == ["isolate_device"]
+    assert entry["details"]["users"]["root"] == ["global-admin"]
+
+
+def test_on_postgresql_the_database_user_acts_and_roles_come_from_the_store(box):
+    from runtime_helpers import clean_postgres_url
+
+    url = clean_postgres_url()
+    box.env["AIRGATE_DB"] = url
+    box.env.pop("AIRGATE_ACTOR")
+    box.run = box.process  # type: ignore[method-assign]  # engines close with the process
+    (box.tmp / "airgate.yaml").write_text(CONFIG + "  postgres: [active-remediation]\n")
+    made = json.loads(box.submit("--format", "json").stdout)
+    assert made[0]["action"]["submitted_by"] == "postgres"
+    claimed = box.run("approve", "1", "--actor", "alice")
+    assert claimed.exit_code == 2
+    assert "on PostgreSQL the actor is the database user 'postgres'" in claimed.stderr
+    local_roles = box.run("approve", "1")  # the local file's roles do not count here
+    assert local_roles.exit_code == 1 and "postgres holds no role" in local_roles.stderr
+    assert "users, automation and executors come only from the database" in (
+        local_roles.stderr)
+    (box.tmp / "governing.yaml").write_text(CONFIG + "  postgres: [global-admin]\n")
+    assert box.run("config", "push", str(box.tmp / "governing.yaml")).exit_code == 0
+    # postgres submitted it as a person (manual), so even a global admin may not approve it
+    own = box.run("approve", "1")
+    assert own.exit_code == 1 and "submitted this manual action" in own.stderr

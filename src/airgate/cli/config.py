@@ -6,7 +6,7 @@ import os
 
 import click
 
-from airgate.cli.runtime_common import actor_option, db_options, echo_json, resolve_actor
+from airgate.cli.runtime_common import acting, actor_option, db_options, echo_json
 
 
 @click.group("config")
@@ -47,7 +47,7 @@ def push(file: str, actor: str | None, db: str | None, config_path: str | None) 
     import datetime as dt
 
     at = format_time(pinned or dt.datetime.now(dt.UTC))
-    digest = push_config(store, new.data, actor=resolve_actor(actor), at=at)
+    digest = push_config(store, new.data, actor=acting(store, actor), at=at)
     click.echo(f"config pushed: {len(new.users)} users, {len(new.executors)} executors"
                f" (sha256 {digest[:16]})")
 

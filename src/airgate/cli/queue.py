@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from airgate.cli.runtime_common import (
+    acting,
     actor_option,
     db_options,
     echo_json,
@@ -68,7 +69,7 @@ def submit(evidence: tuple[str, ...], policy_paths: tuple[str, ...], engine_name
     from airgate.evidence.reader import iter_evidence
     from airgate.render import table
 
-    who = resolve_actor(actor)
+    resolve_actor(actor)  # an empty --actor fails before any evaluation
     policy_set = _policies(policy_paths)
 
     def on_warning(finding: Finding) -> None:
@@ -79,7 +80,7 @@ def submit(evidence: tuple[str, ...], policy_paths: tuple[str, ...], engine_name
         iter_evidence(source, on_warning=on_warning) for source in evidence)
     decisions = engine.evaluate(items)
     queue = open_queue(db, config_path)
-    outcomes = queue.submit(decisions, actor=who, catalog=policy_set.catalog)
+    outcomes = queue.submit(decisions, actor=acting(queue, actor), catalog=policy_set.catalog)
     if fmt == "json":
         echo_json([{
             "outcome": o.outcome,
@@ -244,7 +245,7 @@ def _ids_command(name: str, help_text: str) -> Callable[[Callable[..., Any]], cl
 def approve(ids: tuple[int, ...], comment: str | None, fmt: str, actor: str | None,
             db: str | None, config_path: str | None) -> None:
     queue = open_queue(db, config_path)
-    emit_actions(queue.approve(list(ids), actor=resolve_actor(actor), comment=comment), fmt)
+    emit_actions(queue.approve(list(ids), actor=acting(queue, actor), comment=comment), fmt)
 
 
 @_ids_command("reject", "Reject pending actions with a reason (several only of one type).")
@@ -255,7 +256,7 @@ def approve(ids: tuple[int, ...], comment: str | None, fmt: str, actor: str | No
 def reject(ids: tuple[int, ...], reason: str, fmt: str, actor: str | None, db: str | None,
            config_path: str | None) -> None:
     queue = open_queue(db, config_path)
-    emit_actions(queue.reject(list(ids), actor=resolve_actor(actor), reason=reason), fmt)
+    emit_actions(queue.reject(list(ids), actor=acting(queue, actor), reason=reason), fmt)
 
 
 @_ids_command("undo", "Undo completed actions through their executor (one action type).")
@@ -268,7 +269,7 @@ def reject(ids: tuple[int, ...], reason: str, fmt: str, actor: str | None, db: s
 def undo(ids: tuple[int, ...], all_instances: bool, comment: str | None, fmt: str,
          actor: str | None, db: str | None, config_path: str | None) -> None:
     queue = open_queue(db, config_path)
-    emit_actions(queue.undo(list(ids), actor=resolve_actor(actor), comment=comment,
+    emit_actions(queue.undo(list(ids), actor=acting(queue, actor), comment=comment,
                             all_instances=all_instances), fmt)
 
 
@@ -293,10 +294,10 @@ def redo(action_id: int, action_type: str, policy_paths: tuple[str, ...], commen
     """
     from airgate.engine import core as engine_mod
 
-    who = resolve_actor(actor)
     policy_set = _policies(policy_paths)
     queue = open_queue(db, config_path)
-    created = queue.redo(action_id, action_type=action_type, actor=who, comment=comment,
+    created = queue.redo(action_id, action_type=action_type, actor=acting(queue, actor),
+                         comment=comment,
                          catalog=policy_set.catalog, engine=engine_mod.compile(policy_set))
     emit_actions([created], fmt)
 

@@ -18,6 +18,7 @@ from airgate.errors import UsageError
 if TYPE_CHECKING:
     from airgate.runtime.queue import Queue
     from airgate.runtime.records import ActionRecord
+    from airgate.runtime.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 ENV_ACTOR = "AIRGATE_ACTOR"
@@ -58,6 +59,23 @@ def resolve_actor(actor: str | None) -> str:
         raise UsageError("cannot tell who you are: pass --actor or set AIRGATE_ACTOR") from None
 
 
+def acting(on: Queue | Store, actor: str | None) -> str:
+    """Who acts: ``--actor``, ``AIRGATE_ACTOR`` or the OS user on SQLite; on PostgreSQL
+    the authenticated database user, and a different ``--actor`` is a usage error."""
+    from airgate.runtime.config import normalize_actor
+    from airgate.runtime.queue import Queue
+
+    store = on.store if isinstance(on, Queue) else on
+    db_user = store.database_user()
+    if db_user is None:
+        return resolve_actor(actor)
+    given = actor if actor is not None else os.environ.get(ENV_ACTOR, "").strip() or None
+    if given is not None and normalize_actor(resolve_actor(given)) != normalize_actor(db_user):
+        raise UsageError(f"on PostgreSQL the actor is the database user {db_user!r}, not"
+                         f" {given!r}: connect as that user instead")
+    return db_user
+
+
 def open_queue(db: str | None, config_path: str | None, *, maintain: bool = True) -> Queue:
     """The queue over the chosen store, governed by the config stored in it when a global
     admin pushed one (else by the local file), its lazy expiries and reverts done first
@@ -80,12 +98,23 @@ def open_queue(db: str | None, config_path: str | None, *, maintain: bool = True
     if pinned is not None and not settings.demo:
         raise UsageError(f"{ENV_NOW} pins the clock only on a demo store (airgate init --demo);"
                          " this store is not one: unset it")
+    config = settings.apply(local)
     if settings.config is not None and local.sets_governing():
         click.echo(f"airgate: warning: {local.file}: users, automation and executors come from"
                    f" the config stored in the database (pushed by {settings.config_by} at"
                    f" {short_time(settings.config_at)}); the ones in this file are ignored",
                    err=True)
-    queue = Queue(store, config=settings.apply(local),
+    elif settings.config is None and not store.sqlite:
+        # A shared server: a file each caller picks must never decide who approves.
+        from airgate.runtime.config import Config
+
+        config = Config(store=local.store, file=local.file)
+        if local.sets_governing():
+            click.echo(f"airgate: warning: {local.file}: on PostgreSQL, users, automation and"
+                       " executors come only from the database, which holds none yet (a"
+                       " global admin runs airgate config push); the ones in this file are"
+                       " ignored", err=True)
+    queue = Queue(store, config=config,
                   clock=SystemClock() if pinned is None else FixedClock(pinned))
     if maintain:
         queue.maintain()
