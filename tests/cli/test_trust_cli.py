@@ -171,6 +171,9 @@ def test_the_evidence_cannot_make_its_submitter_an_approver(box):
     assert refused.exit_code == 1 and "submitted this manual action" in refused.stderr
     story = json.loads(box.run("show", "1", "--format", "json").stdout)
     assert story["evidence"][0]["data"]["action_source"] == "automatedInvestigation"
+    shown = box.run("show", "1").stdout
+    assert "source: manual; submitted by alice" in shown
+    assert "evidence says source: automatedInvestigation" in shown
     assert box.run("approve", "1", "--actor", "carol").exit_code == 0
 
 

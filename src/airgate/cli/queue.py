@@ -198,6 +198,11 @@ def show(action_id: int, fmt: str, db: str | None, config_path: str | None) -> N
                         f" (quorum {a['approval'].get('quorum', 1)})"),
         f"undo: {a['undo']['display_name'] if a['undo'] else 'none (not undoable)'}",
     ]
+    claimed = sorted({str(e["data"].get("action_source")) for e in story["evidence"]
+                      if isinstance(e["data"], dict) and e["data"].get("action_source")})
+    if claimed and claimed != [a["source"]]:
+        # The evidence's own word, as data: it never decides the source (see submit).
+        lines.append(f"evidence says source: {', '.join(claimed)}")
     for reason in a["reasons"]:
         lines.append(f"reason: {reason}")
     if a["status"] == "pending" and a["expires_at"]:
