@@ -194,6 +194,13 @@ def test_names_that_normalize_alike_are_one_approver(box):
     assert box.statuses()[0] == (1, "pending")
 
 
+def test_history_finds_a_decider_by_any_spelling(box):
+    box.submit()
+    assert box.run("reject", "1", "--actor", "Carol", "--reason", "no").exit_code == 0
+    found = json.loads(box.run("history", "--decided-by", " CAROL", "--format", "json").stdout)
+    assert [(a["id"], a["decided_by"]) for a in found] == [(1, "carol")]
+
+
 def test_a_config_with_two_spellings_of_one_name_is_a_located_error(box):
     (box.tmp / "airgate.yaml").write_text(
         "users:\n  alice: [active-remediation]\n  Alice: [global-admin]\n")
@@ -293,3 +300,30 @@ def test_on_postgresql_the_database_user_acts_and_roles_come_from_the_store(box)
     # postgres submitted it as a person (manual), so even a global admin may not approve it
     own = box.run("approve", "1")
     assert own.exit_code == 1 and "submitted this manual action" in own.stderr
+    # A mapped database user acts under the name the stored config gives it.
+    (box.tmp / "mapped.yaml").write_text(
+        CONFIG + "  postgres: [global-admin]\ndatabase_users: {postgres: Carol}\n")
+    assert box.run("config", "push", str(box.tmp / "mapped.yaml")).exit_code == 0
+    assert box.run("approve", "1", "--actor", "alice").exit_code == 2
+    approved = box.run("approve", "1", "--format", "json")
+    assert approved.exit_code == 0, approved.stderr
+    assert json.loads(approved.stdout)[0]["decided_by"] == "carol"
+
+
+def test_the_stored_executors_run_not_the_callers(box):
+    script = box.tmp / "mark.py"
+    script.write_text("import sys, pathlib; sys.stdin.read();"
+                      " pathlib.Path(sys.argv[1]).write_text('ran')\n")
+
+    def executor(marker: str) -> str:
+        return (f"executors:\n  isolate_device: {{type: command, argv: [{sys.executable!r},"
+                f" {str(script)!r}, {str(box.tmp / marker)!r}]}}\n")
+
+    (box.tmp / "governing.yaml").write_text(CONFIG + executor("pushed"))
+    assert box.run("config", "push", str(box.tmp / "governing.yaml"), "--actor", "root"
+                   ).exit_code == 0
+    (box.tmp / "evil.yaml").write_text(CONFIG + executor("callers"))
+    box.submit()
+    result = box.run("approve", "1", "--actor", "alice", "--config", str(box.tmp / "evil.yaml"))
+    assert result.exit_code == 0, result.stderr
+    assert (box.tmp / "pushed").exists() and not (box.tmp / "callers").exists()

@@ -163,9 +163,12 @@ def history(statuses: tuple[str, ...], investigation: str | None, action_type: s
             source: str | None, since: str | None, limit: int, decided_by: str | None, fmt: str,
             db: str | None, config_path: str | None) -> None:
     """List settled actions, most recently changed first (--since filters on that change)."""
+    from airgate.runtime.config import normalize_actor
+
     queue = open_queue(db, config_path, maintain=False)
     flt = ActionFilter(statuses or SETTLED, investigation, action_type, source,
-                       parse_since(since, queue.now()), decided_by, limit or None,
+                       parse_since(since, queue.now()),
+                       None if decided_by is None else normalize_actor(decided_by), limit or None,
                        newest_first=True, by_update=True)
     _list(queue, flt, fmt, history=True)
 

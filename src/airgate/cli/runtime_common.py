@@ -61,19 +61,24 @@ def resolve_actor(actor: str | None) -> str:
 
 def acting(on: Queue | Store, actor: str | None) -> str:
     """Who acts: ``--actor``, ``AIRGATE_ACTOR`` or the OS user on SQLite; on PostgreSQL
-    the authenticated database user, and a different ``--actor`` is a usage error."""
-    from airgate.runtime.config import normalize_actor
+    the authenticated database user (or the actor the stored config's ``database_users``
+    maps it to), and an ``--actor`` naming someone else is a usage error."""
+    from airgate.runtime.config import Config, normalize_actor
+    from airgate.runtime.governance import read_settings
     from airgate.runtime.queue import Queue
 
     store = on.store if isinstance(on, Queue) else on
     db_user = store.database_user()
     if db_user is None:
         return resolve_actor(actor)
+    config = on.config if isinstance(on, Queue) else read_settings(store).apply(Config())
+    who = config.actor_of_database_user(db_user)
     given = actor if actor is not None else os.environ.get(ENV_ACTOR, "").strip() or None
-    if given is not None and normalize_actor(resolve_actor(given)) != normalize_actor(db_user):
-        raise UsageError(f"on PostgreSQL the actor is the database user {db_user!r}, not"
-                         f" {given!r}: connect as that user instead")
-    return db_user
+    if given is not None and normalize_actor(resolve_actor(given)) != normalize_actor(who):
+        raise UsageError(f"on PostgreSQL the actor is the database user {db_user!r}"
+                         + (f" (acting as {who!r})" if who != db_user else "")
+                         + f", not {given!r}: connect as that user instead")
+    return who
 
 
 def open_queue(db: str | None, config_path: str | None, *, maintain: bool = True) -> Queue:

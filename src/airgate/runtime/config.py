@@ -32,7 +32,7 @@ from airgate.policy.yamlsrc import load_documents, read_text
 ENV_CONFIG = "AIRGATE_CONFIG"
 DEFAULT_CONFIG = "airgate.yaml"
 DEFAULT_TIMEOUT = 60
-GOVERNING = ("users", "automation", "executors")  # the keys a pushed config owns
+GOVERNING = ("users", "automation", "executors", "database_users")  # the keys a pushed config owns
 
 
 def normalize_actor(name: str) -> str:
@@ -72,6 +72,7 @@ class Config:
     automation: frozenset[str] = frozenset()
     governed_by: Mapping[str, Any] | None = None
     data: Mapping[str, Any] = field(default_factory=dict)  # the governing part, as JSON
+    database_users: Mapping[str, str] = field(default_factory=dict)  # PostgreSQL -> actor
 
     def __post_init__(self) -> None:
         # A Config built in code (tests, scripts) compares names as a loaded one does.
@@ -96,7 +97,12 @@ class Config:
         base = config_from_data(stored, None)
         return Config(base.users, base.executors, self.store, self.file, base.automation,
                       MappingProxyType({"updated_by": updated_by, "updated_at": updated_at,
-                                        "sha256": governing_hash(stored)}), base.data)
+                                        "sha256": governing_hash(stored)}), base.data,
+                      base.database_users)
+
+    def actor_of_database_user(self, db_user: str) -> str:
+        """The actor a PostgreSQL user acts as: its ``database_users`` entry, else itself."""
+        return self.database_users.get(db_user, db_user)
 
     def executor_for(self, action_type: str) -> ExecutorConfig:
         return self.executors.get(action_type) or self.executors.get("default") or RECORD
@@ -179,5 +185,6 @@ def config_from_data(data: Mapping[str, Any], file: str | None) -> Config:
              for name, roles in (data.get("users") or {}).items()}
     automation = frozenset(normalize_actor(n) for n in data.get("automation") or ())
     governing = {k: data[k] for k in GOVERNING if k in data}
+    mapped = {k: normalize_actor(v) for k, v in (data.get("database_users") or {}).items()}
     return Config(MappingProxyType(users), MappingProxyType(executors), store, file,
-                  automation, None, MappingProxyType(governing))
+                  automation, None, MappingProxyType(governing), MappingProxyType(mapped))
