@@ -143,3 +143,11 @@ def test_duplicate_automation_names_are_located(tmp_path):
     path.write_text("automation: [soar, ' SOAR']\n")
     with pytest.raises(InputError, match=r"airgate.yaml:1:\d+: automation: ' SOAR' and 'soar'"):
         load_config(path)
+
+
+def test_an_expiry_past_year_9999_is_the_end_of_time_not_a_crash(tmp_path):
+    queue, _ = make_queue(tmp_path)
+    [made] = queue.submit([decision(expires_after=999_999_999 * 604_800)], actor="bob")
+    assert made.action is not None and made.action.expires_at is not None
+    assert made.action.expires_at.startswith("9999-12-31T23:59:59")
+    assert queue.expire() == []

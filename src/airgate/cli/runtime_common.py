@@ -129,14 +129,18 @@ def open_queue(db: str | None, config_path: str | None, *, maintain: bool = True
 def parse_since(text: str | None, now: dt.datetime) -> str | None:
     """``--since``: an ISO 8601 time, or a duration back from now (``24h``, ``7d``)."""
     from airgate.policy.durations import parse_duration
-    from airgate.runtime.clock import format_time, parse_time
+    from airgate.runtime.clock import EARLIEST, format_time, parse_time
 
     if text is None:
         return None
     try:
-        return format_time(now - dt.timedelta(seconds=parse_duration(text)))
+        seconds = parse_duration(text)
     except ValueError:
         return format_time(parse_time(text))
+    if seconds > (now - EARLIEST).total_seconds():
+        raise UsageError(f"--since {text} reaches back before {EARLIEST:%Y-%m-%d}: name a"
+                         " shorter span or a time")
+    return format_time(now - dt.timedelta(seconds=seconds))
 
 
 def csv_cell(value: object) -> str:

@@ -94,8 +94,16 @@ def format_time(value: dt.datetime) -> str:
 
 
 def time_after(moment: dt.datetime, seconds: int) -> str:
-    """The stored spelling of ``seconds`` after ``moment``."""
-    return format_time(moment + dt.timedelta(seconds=seconds))
+    """The stored spelling of ``seconds`` after ``moment``.
+
+    A policy may name a duration of up to 999,999,999 weeks: past the end of year 9999
+    it is the last time there is (in effect never), not an OverflowError halfway
+    through a submit or after an executor already acted.
+    """
+    try:
+        return format_time(moment + dt.timedelta(seconds=seconds))
+    except OverflowError:
+        return format_time(dt.datetime.max.replace(tzinfo=UTC))
 
 
 def parse_stored_time(text: str) -> dt.datetime:
