@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -152,7 +152,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     return config_from_data(doc.data, file)
 
 
-def _check_names(data: Mapping[str, Any], locate: Any) -> None:
+def _check_names(data: Mapping[str, Any],
+                 locate: Callable[[tuple[Any, ...]], Location]) -> None:
     """Two user names that normalize alike would count as two approvers: refuse them."""
     for section in ("users", "automation"):
         value = data.get(section) or {}
