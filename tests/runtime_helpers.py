@@ -18,6 +18,7 @@ from airgate.runtime.queue import Queue
 from airgate.runtime.store import Store
 
 START = "2024-05-01T12:00:00Z"
+AUTOMATION_IDS = frozenset({"bob"})
 USERS = {
     "alice": ("active-remediation",),
     "carol": ("active-remediation",),
@@ -101,7 +102,9 @@ def make_queue(tmp_path: Path, *, users: dict[str, tuple[str, ...]] | None = Non
                **kwargs: Any) -> tuple[Queue, FixedClock]:
     clock = FixedClock(START)
     store = open_store(tmp_path / "airgate.db", busy_timeout=2)
-    config = kwargs.pop("config", None) or Config(users=USERS if users is None else users)
+    # bob stands for the SOAR connector: his submissions keep the evidence's action source.
+    config = kwargs.pop("config", None) or Config(users=USERS if users is None else users,
+                                                  automation=AUTOMATION_IDS)
     return Queue(store, config=config, clock=clock, **kwargs), clock
 
 

@@ -41,6 +41,7 @@ def test_graph_alert_from_submission_to_settled_investigation(tmp_path):
         assert result.exit_code == 0, result.stderr
         return result.stdout
 
+    run("init", "--demo")  # AIRGATE_NOW pins the clock: a demo store only
     submitted = json.loads(run("submit", str(tmp_path / "alert.json"), "--policy",
                                str(tmp_path / "policy.yaml"), "--actor", "soar",
                                "--format", "json"))
@@ -66,7 +67,8 @@ def test_graph_alert_from_submission_to_settled_investigation(tmp_path):
     assert json.loads(run("undo", action_id, "--actor", "alice", "--format", "json"))[0][
         "status"] == "undone"
     changed = json.loads(run("redo", action_id, "--action", "contain_device", "--actor",
-                             "alice", "--format", "json"))[0]
+                             "alice", "--policy", str(tmp_path / "policy.yaml"),
+                             "--format", "json"))[0]
     assert (changed["status"], changed["link_id"]) == ("pending", int(action_id))
     run("approve", str(changed["id"]), "--actor", "root")
 
@@ -74,4 +76,4 @@ def test_graph_alert_from_submission_to_settled_investigation(tmp_path):
     assert [e["event"] for e in story["ledger"]] == [
         "created", "approved", "started", "completed", "started", "undone", "superseded"]
     assert json.loads(run("investigations", "--format", "json"))[0]["status"] == "remediated"
-    assert run("ledger", "verify").startswith("ledger ok: 11 entries")
+    assert run("ledger", "verify").startswith("ledger ok: 12 entries")

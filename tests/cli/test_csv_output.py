@@ -57,6 +57,7 @@ class Env:
             "evidence": evidence}))
         self.env = {"AIRGATE_DB": str(tmp / "q.db"), "AIRGATE_CONFIG": str(tmp / "airgate.yaml"),
                     "AIRGATE_NOW": "2024-05-01T12:00:00Z", "AIRGATE_ACTOR": "bob"}
+        self.run("init", "--demo")  # the clock is pinned: only a demo store allows it
 
     def run(self, *args: str) -> Result:
         result = CliRunner().invoke(main, list(args), env=self.env)

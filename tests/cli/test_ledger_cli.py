@@ -43,6 +43,8 @@ class Env:
         self.db = tmp / "q.db"
         self.env = {"AIRGATE_DB": str(self.db), "AIRGATE_CONFIG": str(tmp / "airgate.yaml"),
                     "AIRGATE_NOW": "2024-05-01T12:00:00Z", "AIRGATE_ACTOR": "bob"}
+        made = self.run("init", "--demo")  # the tests pin the clock: a demo store lets them
+        assert made.exit_code == 0, made.stderr
 
     def run(self, *args: str, **env: str) -> Result:
         return CliRunner().invoke(main, list(args), env={**self.env, **env})
@@ -93,7 +95,7 @@ def test_checkpoints_to_stdout_and_a_file_then_verify(cli):
     line = cli.run("ledger", "checkpoint", "--key", key)
     assert line.exit_code == 0, line.stderr
     signed = json.loads(line.stdout)
-    assert (signed["seq"], signed["format"]) == (1, "airgate-checkpoint/1")
+    assert (signed["seq"], signed["format"]) == (2, "airgate-checkpoint/1")  # 1: init
     out = str(cli.tmp / "checkpoints.ndjson")
     assert cli.run("ledger", "checkpoint", "--key", key, "--out", out).exit_code == 0
     cli.submit("d2")
@@ -101,8 +103,8 @@ def test_checkpoints_to_stdout_and_a_file_then_verify(cli):
     assert len(Path(out).read_text().splitlines()) == 2
     result = cli.run("ledger", "verify", "--checkpoint", out, "--public-key", pub)
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == "ledger ok: 2 entries verified; 2 checkpoints hold, the last at" \
-                            " entry 2\n"
+    assert result.stdout == "ledger ok: 3 entries verified; 2 checkpoints hold, the last at" \
+                            " entry 3\n"
 
 
 def test_a_truncated_ledger_with_its_head_reset_verifies_only_without_the_checkpoint(cli):
@@ -111,14 +113,14 @@ def test_a_truncated_ledger_with_its_head_reset_verifies_only_without_the_checkp
     cli.submit("d2")
     out = str(cli.tmp / "checkpoints.ndjson")
     cli.run("ledger", "checkpoint", "--key", key, "--out", out)
-    cli.sql("DELETE FROM ledger WHERE seq = 2")
+    cli.sql("DELETE FROM ledger WHERE seq = 3")  # entry 1 is the demo store's init
     cli.sql("DELETE FROM actions WHERE id = 2")
     cli.sql("DELETE FROM evidence WHERE action_id = 2")
-    cli.sql("UPDATE ledger_head SET seq = 1, hash = (SELECT hash FROM ledger WHERE seq = 1)")
+    cli.sql("UPDATE ledger_head SET seq = 2, hash = (SELECT hash FROM ledger WHERE seq = 2)")
     assert cli.run("ledger", "verify").exit_code == 0  # it agrees with itself
     result = cli.run("ledger", "verify", "--checkpoint", out, "--public-key", pub)
     assert result.exit_code == 1
-    assert ("the ledger ends at entry 1 but checkpoint " + out + ":1:1 signed entry 2"
+    assert ("the ledger ends at entry 2 but checkpoint " + out + ":1:1 signed entry 3"
             ) in result.stderr
     # The scheduled checkpoint refuses to sign the shortened ledger.
     again = cli.run("ledger", "checkpoint", "--key", key, "--out", out)
@@ -151,7 +153,7 @@ def test_verify_json_when_all_is_well(cli):
     result = cli.run("ledger", "verify", "--format", "json")
     assert result.exit_code == 0
     data = json.loads(result.stdout)
-    assert (data["ok"], data["entries"], data["state"], data["checkpoints"]) == (True, 1, [], 0)
+    assert (data["ok"], data["entries"], data["state"], data["checkpoints"]) == (True, 2, [], 0)
 
 
 @pytest.mark.parametrize("args", [("--checkpoint", "x.ndjson"), ("--public-key", "k.pub")])
@@ -175,8 +177,8 @@ def test_export_ndjson_and_since(cli):
     cli.submit("d1")
     cli.submit("d2", AIRGATE_NOW="2024-05-01T13:00:00Z")
     lines = cli.run("ledger", "export", "--format", "ndjson").stdout.splitlines()
-    assert [json.loads(x)["seq"] for x in lines] == [1, 2]
+    assert [json.loads(x)["seq"] for x in lines] == [1, 2, 3]  # 1: the demo store's init
     later = cli.run("ledger", "export", "--format", "ndjson", "--since", "2024-05-01T12:30:00Z")
     assert [json.loads(x)["action_id"] for x in later.stdout.splitlines()] == [2]
     recent = cli.run("ledger", "export", "--since", "30m", AIRGATE_NOW="2024-05-01T13:10:00Z")
-    assert [e["seq"] for e in json.loads(recent.stdout)] == [2]
+    assert [e["seq"] for e in json.loads(recent.stdout)] == [3]

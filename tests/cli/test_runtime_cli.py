@@ -65,6 +65,9 @@ class Env:
         self.env = {"AIRGATE_DB": str(tmp_path / "q.db"),
                     "AIRGATE_CONFIG": str(tmp_path / "airgate.yaml"),
                     "AIRGATE_NOW": "2024-05-01T12:00:00Z", "AIRGATE_ACTOR": "bob"}
+        # The tests move the clock: only a demo store lets them.
+        made = self.run("init", "--demo")
+        assert made.exit_code == 0, made.stderr
 
     def run(self, *args: str, **env: str):  # type: ignore[no-untyped-def]
         return CliRunner().invoke(main, list(args), env={**self.env, **env})
@@ -202,10 +205,11 @@ def test_history_undo_redo(cli):
         '"id"') == 1
     undone = cli.run("undo", "1", "--actor", "alice")
     assert undone.exit_code == 0 and "undone" in undone.stdout
+    policy = ("--policy", str(cli.tmp / "policy.yaml"))
     redo = cli.run("redo", "1", "--action", "contain_device", "--actor", "alice",
-                   "--format", "json")
+                   "--format", "json", *policy)
     assert json.loads(redo.stdout)[0]["status"] == "pending"
-    bad = cli.run("redo", "1", "--action", "contain_device")
+    bad = cli.run("redo", "1", "--action", "contain_device", *policy)
     assert bad.exit_code == 1 and "it is superseded" in bad.stderr
 
 
@@ -237,10 +241,24 @@ def test_expire_and_tick(cli):
     assert json.loads(tick.stdout) == {"expired": [], "reverted": [2], "reconciled": []}
 
 
-def test_lazy_expiry_before_listing(cli):
-    cli.submit()
-    out = cli.run("actions", "--format", "json", AIRGATE_NOW="2024-05-09T12:00:00Z")
-    assert json.loads(out.stdout) == []
+def test_readers_never_expire_or_revert(cli):
+    cli.submit()  # 1 pending isolation (expires in 7 days), 2 a quarantine reverting in 24 h
+    later = {"AIRGATE_NOW": "2024-05-09T12:00:00Z"}
+    before = cli.run("ledger", "export").stdout
+    out = cli.run("actions", "--format", "json", **later)
+    assert [(a["id"], a["status"]) for a in json.loads(out.stdout)] == [(1, "pending")]
+    table = cli.run("actions", **later).stdout
+    assert "not yet recorded: airgate tick records it" in table
+    assert "(passed: expired, recorded by the next airgate tick)" in cli.run(
+        "show", "1", **later).stdout
+    for reader in (["history"], ["investigations"], ["show", "2"], ["actions", "--format",
+                                                                     "csv"]):
+        assert cli.run(*reader, **later).exit_code == 0
+    assert cli.run("ledger", "export").stdout == before  # nothing expired, nothing reverted
+    assert json.loads(cli.run("show", "2", "--format", "json").stdout)["action"][
+        "status"] == "completed"
+    tick = json.loads(cli.run("tick", "--format", "json", **later).stdout)
+    assert tick == {"expired": [1], "reverted": [2], "reconciled": []}
 
 
 def test_ledger_verify_export_and_tamper(cli):
@@ -248,7 +266,7 @@ def test_ledger_verify_export_and_tamper(cli):
     ok = cli.run("ledger", "verify")
     assert ok.exit_code == 0 and ok.stdout.startswith("ledger ok: ")
     entries = json.loads(cli.run("ledger", "export").stdout)
-    assert entries[0]["event"] == "created" and entries[0]["seq"] == 1
+    assert [(e["seq"], e["event"]) for e in entries[:2]] == [(1, "initialized"), (2, "created")]
     rows = list(csv.DictReader(io.StringIO(cli.run("ledger", "export", "--format",
                                                    "csv").stdout)))
     assert len(rows) == len(entries)
@@ -260,8 +278,8 @@ def test_ledger_verify_export_and_tamper(cli):
 
 
 def test_damaged_database(cli):
-    (cli.tmp / "q.db").write_bytes(b"garbage" * 1000)
-    result = cli.run("actions")
+    (cli.tmp / "bad.db").write_bytes(b"garbage" * 1000)
+    result = cli.run("actions", AIRGATE_DB=str(cli.tmp / "bad.db"))
     assert result.exit_code == 1
     assert "is damaged or not an airgate database" in result.stderr
     assert "Traceback" not in result.stderr
@@ -331,7 +349,9 @@ def test_reject_and_redo_say_what_was_done(cli):
     rejected = cli.run("reject", "1", "--actor", "alice", "--reason", "test host")
     assert rejected.stdout == ("action 1 (isolate_device on device ws1): rejected by alice:"
                                " test host\n")
-    redo = cli.run("redo", "1", "--action", "contain_device", "--actor", "alice")
+    redo = cli.run("redo", "1", "--action", "contain_device", "--actor", "alice", "--policy",
+                   str(cli.tmp / "policy.yaml"))
+    assert redo.exit_code == 0, redo.stderr
     assert redo.stdout == ("action 3 (contain_device on device ws1): created from action 1"
                            " (isolate_device on device ws1), now superseded; pending approval"
                            " by active-remediation (quorum 1)\n")
@@ -445,12 +465,13 @@ READ_ONLY = [("actions",), ("history",), ("show", "1"), ("investigations",),
 
 @pytest.mark.parametrize("args", READ_ONLY, ids=[" ".join(a) for a in READ_ONLY])
 def test_a_read_only_command_creates_no_store(cli, args):
-    result = cli.run(*args)
+    missing = cli.tmp / "none.db"  # the fixture's own store is a demo store made by init
+    result = cli.run(*args, AIRGATE_DB=str(missing))
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith(
-        f"airgate: error: no airgate store found: {cli.tmp / 'q.db'} does not exist"
+        f"airgate: error: no airgate store found: {missing} does not exist"
         " (store chosen by AIRGATE_DB;")
-    assert not list(cli.tmp.glob("q.db*"))
+    assert not list(cli.tmp.glob("none.db*"))
 
 
 def test_no_store_names_the_default_it_looked_for(cli, tmp_path, monkeypatch):
@@ -463,11 +484,11 @@ def test_no_store_names_the_default_it_looked_for(cli, tmp_path, monkeypatch):
 
 
 def test_a_database_without_airgate_tables_is_no_store(cli):
-    (cli.tmp / "q.db").write_bytes(b"")
-    result = cli.run("history")
+    (cli.tmp / "other.db").write_bytes(b"")
+    result = cli.run("history", AIRGATE_DB=str(cli.tmp / "other.db"))
     assert result.exit_code == 1
     assert "holds no airgate tables" in result.stderr
-    assert (cli.tmp / "q.db").read_bytes() == b""
+    assert (cli.tmp / "other.db").read_bytes() == b""
 
 
 def test_status_shows_the_store_and_what_is_in_it(cli):

@@ -38,6 +38,8 @@ def run(tmp_path: Path, *args: str):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def policy(tmp_path: Path) -> str:
+    made = run(tmp_path, "init", "--demo")  # the clock is pinned: only a demo store allows it
+    assert made.exit_code == 0, made.stderr
     (tmp_path / "p.yaml").write_text(POLICY)
     return str(tmp_path / "p.yaml")
 
@@ -51,9 +53,8 @@ def test_a_poison_line_after_several_batches_stores_nothing_and_says_where(
     result = run(tmp_path, "submit", str(tmp_path / "a.ndjson"), "--policy", policy)
     assert result.exit_code == 1
     assert "a.ndjson:8:2: invalid JSON" in result.stderr
-    assert not (tmp_path / "q.db").exists()  # the input failed before any store was opened
     listed = run(tmp_path, "actions", "--format", "json")
-    assert listed.exit_code == 1 and "no airgate store found" in listed.stderr
+    assert json.loads(listed.stdout) == []
 
 
 def test_a_batch_failing_in_the_store_prints_what_was_stored(tmp_path, policy, monkeypatch):

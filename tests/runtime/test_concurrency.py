@@ -52,10 +52,12 @@ def setup(tmp_path: Path) -> tuple[dict[str, str], Path, Path]:
 
 def seed(tmp_path: Path) -> None:
     from airgate.runtime.clock import FixedClock
+    from airgate.runtime.governance import init_demo
     from airgate.runtime.queue import Queue
     from airgate.runtime.store import Store
 
     queue = Queue(Store(tmp_path / "q.db"), clock=FixedClock("2024-05-01T12:00:00Z"))
+    init_demo(queue.store, actor="bob", at="2024-05-01T12:00:00.000000Z")  # AIRGATE_NOW is set
     queue.submit([decision()], actor="bob")
     queue.store.close()
 

@@ -212,13 +212,15 @@ def test_odd_output_through_the_cli_completes_once_and_tick_does_not_rerun(tmp_p
     """))
     env = {"AIRGATE_DB": str(tmp_path / "q.db"), "AIRGATE_CONFIG": str(tmp_path / "airgate.yaml"),
            "AIRGATE_NOW": START, "PATH": "/usr/bin:/bin"}
-    seeded = Queue(Store(tmp_path / "q.db"), clock=FixedClock(START))
-    seeded.submit([decision()], actor="bob")
-    seeded.store.close()
 
     def run(*args: str, now: str = START) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*CLI, *args], env={**env, "AIRGATE_NOW": now},
                               capture_output=True, text=True)
+
+    assert run("init", "--demo").returncode == 0  # the clock is pinned: a demo store allows it
+    seeded = Queue(Store(tmp_path / "q.db"), clock=FixedClock(START))
+    seeded.submit([decision()], actor="bob")
+    seeded.store.close()
 
     approved = run("approve", "1", "--actor", "alice")
     assert (approved.returncode, approved.stderr) == (0, "")

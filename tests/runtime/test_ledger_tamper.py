@@ -245,7 +245,7 @@ def test_an_untouched_store_has_no_differences(queue):
                   decision("f", expires_after=60)], actor="bob")
     queue.approve([3], actor="carol")
     queue.undo([1], actor="alice")
-    queue.redo(1, action_type="restrict_code_execution", actor="bob")
+    queue.redo(1, action_type="restrict_code_execution", actor="carol")
     queue.clock.advance(hours=2)  # type: ignore[attr-defined]
     report = queue.tick()
     assert report.expired and report.reverted

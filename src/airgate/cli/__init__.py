@@ -39,6 +39,8 @@ COMMANDS: dict[str, str] = {
     "tick": "queue",
     "ledger": "ledger",
     "status": "status",
+    "init": "init",
+    "config": "config",
 }
 
 

@@ -4,6 +4,7 @@ investigations, expire, tick (submit is ``cli/submit.py``)."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -12,16 +13,16 @@ import click
 from airgate.cli.runtime_common import (
     ACTION_ID,
     ROW_LIMIT,
+    acting,
     actor_option,
     db_options,
     echo_json,
     emit_actions,
     open_queue,
     parse_since,
-    resolve_actor,
     short_time,
 )
-from airgate.errors import TransitionError
+from airgate.errors import EXIT_FAILED, PolicyLoadErrors, TransitionError
 from airgate.runtime.records import OPEN, SETTLED, STATUSES, ActionFilter
 
 DEFAULT_LIMIT = 200
@@ -31,6 +32,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _fmt(*choices: str) -> Callable[[F], F]:
     return click.option("--format", "fmt", type=click.Choice(list(choices)),
                         default=choices[0], show_default=True)
+
+
+def _policies(paths: tuple[str, ...]) -> Any:
+    """The policy set, or every load finding at its location and exit 1."""
+    from airgate.policy.loader import load_policy_set
+
+    try:
+        return load_policy_set(list(paths))
+    except PolicyLoadErrors as exc:
+        for finding in exc.findings:
+            click.echo(f"airgate: error: {finding.location}: {finding.code}: {finding.message}",
+                       err=True)
+        sys.exit(EXIT_FAILED)
 
 
 def _filter_options(func: F) -> F:
@@ -51,6 +65,8 @@ def _filter_options(func: F) -> F:
 
 
 def _list(queue: Any, flt: ActionFilter, fmt: str, history: bool) -> None:
+    from airgate.runtime.clock import format_time
+
     wanted = flt.limit
     rows = queue.list_actions(flt if not wanted else ActionFilter(
         **{**flt.__dict__, "limit": wanted + 1}))
@@ -63,7 +79,7 @@ def _list(queue: Any, flt: ActionFilter, fmt: str, history: bool) -> None:
         # decided_by is who approved; who undid an action is in its ledger entries.
         undone_by = {i: actor for i, (actor, _) in queue.undone_by(
             [a.id for a in rows if a.status == "undone"]).items()}
-    emit_actions(rows, fmt, history=history, undone_by=undone_by)
+    emit_actions(rows, fmt, history=history, undone_by=undone_by, now=format_time(queue.now()))
 
 
 @click.command("actions")
@@ -74,7 +90,7 @@ def actions(statuses: tuple[str, ...], investigation: str | None, action_type: s
             source: str | None, since: str | None, limit: int, fmt: str, db: str | None,
             config_path: str | None) -> None:
     """List open actions (pending, approved, running) or those of --status, oldest first."""
-    queue = open_queue(db, config_path)
+    queue = open_queue(db, config_path, maintain=False)
     flt = ActionFilter(statuses or OPEN, investigation, action_type, source,
                        parse_since(since, queue.now()), None, limit or None)
     _list(queue, flt, fmt, history=False)
@@ -89,9 +105,12 @@ def history(statuses: tuple[str, ...], investigation: str | None, action_type: s
             source: str | None, since: str | None, limit: int, decided_by: str | None, fmt: str,
             db: str | None, config_path: str | None) -> None:
     """List settled actions, most recently changed first (--since filters on that change)."""
-    queue = open_queue(db, config_path)
+    from airgate.runtime.config import normalize_actor
+
+    queue = open_queue(db, config_path, maintain=False)
     flt = ActionFilter(statuses or SETTLED, investigation, action_type, source,
-                       parse_since(since, queue.now()), decided_by, limit or None,
+                       parse_since(since, queue.now()),
+                       None if decided_by is None else normalize_actor(decided_by), limit or None,
                        newest_first=True, by_update=True)
     _list(queue, flt, fmt, history=True)
 
@@ -105,7 +124,9 @@ def show(action_ids: tuple[int, ...], fmt: str, db: str | None,
     """The whole story of actions: evidence, decision, approvals, results, ledger.
 
     With several ids, JSON is a list of stories; text separates them by a blank line."""
-    queue = open_queue(db, config_path)
+    from airgate.runtime.clock import format_time
+
+    queue = open_queue(db, config_path, maintain=False)
     queue.get_many(action_ids)  # every missing id named at once, before any output
     stories = [queue.show(i) for i in dict.fromkeys(action_ids)]
     if fmt == "json":
@@ -114,10 +135,10 @@ def show(action_ids: tuple[int, ...], fmt: str, db: str | None,
     for n, story in enumerate(stories):
         if n:
             click.echo("")
-        _show_text(story)
+        _show_text(story, format_time(queue.now()))
 
 
-def _show_text(story: dict[str, Any]) -> None:
+def _show_text(story: dict[str, Any], now: str) -> None:
     from airgate.render import escape, table
 
     a = story["action"]
@@ -134,10 +155,17 @@ def _show_text(story: dict[str, Any]) -> None:
                         f" (quorum {a['approval'].get('quorum', 1)})"),
         f"undo: {a['undo']['display_name'] if a['undo'] else 'none (not undoable)'}",
     ]
+    claimed = sorted({str(e["data"].get("action_source")) for e in story["evidence"]
+                      if isinstance(e["data"], dict) and e["data"].get("action_source")})
+    if claimed and claimed != [a["source"]]:
+        # The evidence's own word, as data: it never decides the source (see submit).
+        lines.append(f"evidence says source: {', '.join(claimed)}")
     for reason in a["reasons"]:
         lines.append(f"reason: {reason}")
     if a["status"] == "pending" and a["expires_at"]:
-        lines.append(f"expires at: {short_time(a['expires_at'])}")
+        overdue = a["expires_at"] <= now
+        lines.append(f"expires at: {short_time(a['expires_at'])}" + (
+            " (passed: expired, recorded by the next airgate tick)" if overdue else ""))
     if a["revert_at"]:
         lines.append(f"reverts automatically at: {short_time(a['revert_at'])}")
     for name in ("decided_by", "reason", "link_id", "superseded_by", "error"):
@@ -208,7 +236,7 @@ def approve(ids: tuple[int, ...], comment: str | None, investigation: str | None
             config_path: str | None) -> None:
     queue = open_queue(db, config_path)
     chosen = _chosen(queue, ids, investigation, action_type, "approve")
-    done = queue.approve(chosen, actor=resolve_actor(actor), comment=comment)
+    done = queue.approve(chosen, actor=acting(queue, actor), comment=comment)
     if fmt == "text":
         from airgate.cli.done import say_approved
 
@@ -229,7 +257,7 @@ def reject(ids: tuple[int, ...], reason: str, investigation: str | None,
            config_path: str | None) -> None:
     queue = open_queue(db, config_path)
     chosen = _chosen(queue, ids, investigation, action_type, "reject")
-    done = queue.reject(chosen, actor=resolve_actor(actor), reason=reason)
+    done = queue.reject(chosen, actor=acting(queue, actor), reason=reason)
     if fmt == "text":
         from airgate.cli.done import say_rejected
 
@@ -250,7 +278,7 @@ def undo(ids: tuple[int, ...], all_instances: bool, comment: str | None, fmt: st
     if not ids:
         raise click.UsageError("name the actions to undo")
     queue = open_queue(db, config_path)
-    done = queue.undo(list(ids), actor=resolve_actor(actor), comment=comment,
+    done = queue.undo(list(ids), actor=acting(queue, actor), comment=comment,
                       all_instances=all_instances)
     if fmt == "text":
         from airgate.cli.done import say_undone
@@ -264,23 +292,28 @@ def undo(ids: tuple[int, ...], all_instances: bool, comment: str | None, fmt: st
 @click.argument("action_id", type=ACTION_ID)
 @click.option("--action", "action_type", required=True, metavar="TYPE",
               help="The new action type (e.g. move_to_inbox after soft_delete_email).")
-@click.option("--policy", "policy_paths", multiple=True,
-              help="Policy set declaring custom action types (needed only for those).")
+@click.option("--policy", "policy_paths", multiple=True, required=True,
+              help="The current policy set (repeatable): the new action gets the approval it"
+                   " gives the new type on that entity, never weaker than the old one's.")
 @click.option("--comment")
 @_fmt("text", "table", "json")
 @actor_option
 @db_options
 def redo(action_id: int, action_type: str, policy_paths: tuple[str, ...], comment: str | None,
          fmt: str, actor: str | None, db: str | None, config_path: str | None) -> None:
-    """Change an action's type: a new pending action linked to it; the old one is superseded."""
-    catalog = None
-    if policy_paths:
-        from airgate.policy.loader import load_policy_set
+    """Change an action's type: a new pending action linked to it; the old one is superseded.
 
-        catalog = load_policy_set(list(policy_paths)).catalog
+    It needs an approver role of the new action (or global-admin); its approval is the
+    strongest of the old action's, the new type's catalog default and what --policy
+    gives the new type on that entity; an exclusion there refuses the change.
+    """
+    from airgate.engine import core as engine_mod
+
+    policy_set = _policies(policy_paths)
     queue = open_queue(db, config_path)
-    created = queue.redo(action_id, action_type=action_type, actor=resolve_actor(actor),
-                         comment=comment, catalog=catalog)
+    created = queue.redo(action_id, action_type=action_type, actor=acting(queue, actor),
+                         comment=comment,
+                         catalog=policy_set.catalog, engine=engine_mod.compile(policy_set))
     if fmt == "text":
         from airgate.cli.done import say_redone
 
@@ -296,7 +329,7 @@ def investigations(fmt: str, db: str | None, config_path: str | None) -> None:
     """Each investigation with its status derived from its actions (docs/runtime.md)."""
     from airgate.render import table
 
-    rows = open_queue(db, config_path).investigations()
+    rows = open_queue(db, config_path, maintain=False).investigations()
     if fmt == "json":
         echo_json(rows)
     elif rows:

@@ -66,7 +66,11 @@ def actor_option(func: F) -> F:
 
 
 def resolve_actor(actor: str | None) -> str:
-    if actor:
+    """``--actor``, else ``AIRGATE_ACTOR``, else the OS user; ``--actor ""`` is a usage error
+    (it must never quietly become someone else)."""
+    if actor is not None:
+        if not actor.strip():
+            raise UsageError("--actor is empty: name who is acting")
         return actor
     env = os.environ.get(ENV_ACTOR, "").strip()
     if env:
@@ -116,16 +120,67 @@ def open_store(db: str | None, config: Config, *, create: bool = False) -> Store
     return store
 
 
-def open_queue(db: str | None, config_path: str | None, *, maintain: bool = True,
-               create: bool = False) -> Queue:
-    """The queue over the chosen store, its lazy expiries and reverts already done."""
-    from airgate.runtime.clock import clock_from_env
-    from airgate.runtime.config import load_config
+def acting(on: Queue | Store, actor: str | None) -> str:
+    """Who acts: ``--actor``, ``AIRGATE_ACTOR`` or the OS user on SQLite; on PostgreSQL
+    the authenticated database user (or the actor the stored config's ``database_users``
+    maps it to), and an ``--actor`` naming someone else is a usage error."""
+    from airgate.runtime.config import Config, normalize_actor
+    from airgate.runtime.governance import read_settings
     from airgate.runtime.queue import Queue
 
-    config = load_config(config_path)
-    clock = clock_from_env()  # a bad AIRGATE_NOW is a usage error before any store is opened
-    queue = Queue(open_store(db, config, create=create), config=config, clock=clock)
+    store = on.store if isinstance(on, Queue) else on
+    db_user = store.database_user()
+    if db_user is None:
+        return resolve_actor(actor)
+    config = on.config if isinstance(on, Queue) else read_settings(store).apply(Config())
+    who = config.actor_of_database_user(db_user)
+    given = actor if actor is not None else os.environ.get(ENV_ACTOR, "").strip() or None
+    if given is not None and normalize_actor(resolve_actor(given)) != normalize_actor(who):
+        raise UsageError(f"on PostgreSQL the actor is the database user {db_user!r}"
+                         + (f" (acting as {who!r})" if who != db_user else "")
+                         + f", not {given!r}: connect as that user instead")
+    return who
+
+
+def open_queue(db: str | None, config_path: str | None, *, maintain: bool = True,
+               create: bool = False) -> Queue:
+    """The queue over the chosen store, governed by the config stored in it when a global
+    admin pushed one (else by the local file), its lazy expiries and reverts done first
+    when ``maintain`` (writers only: a reader never changes the store).
+
+    ``AIRGATE_NOW`` is refused (usage error) unless the store is a demo store: a pinned
+    clock must never expire, revert, approve or reconcile anything in a live store.
+    """
+    from airgate.runtime.clock import ENV_NOW, FixedClock, SystemClock, pinned_time
+    from airgate.runtime.config import load_config
+    from airgate.runtime.governance import read_settings
+    from airgate.runtime.queue import Queue
+
+    local = load_config(config_path)
+    pinned = pinned_time()  # a malformed or out-of-range time fails before the store opens
+    store = open_store(db, local, create=create)
+    settings = read_settings(store)
+    if pinned is not None and not settings.demo:
+        raise UsageError(f"{ENV_NOW} pins the clock only on a demo store (airgate init --demo);"
+                         " this store is not one: unset it")
+    config = settings.apply(local)
+    if settings.config is not None and local.sets_governing():
+        click.echo(f"airgate: warning: {local.file}: users, automation and executors come from"
+                   f" the config stored in the database (pushed by {settings.config_by} at"
+                   f" {short_time(settings.config_at)}); the ones in this file are ignored",
+                   err=True)
+    elif settings.config is None and not store.sqlite:
+        # A shared server: a file each caller picks must never decide who approves.
+        from airgate.runtime.config import Config
+
+        config = Config(store=local.store, file=local.file)
+        if local.sets_governing():
+            click.echo(f"airgate: warning: {local.file}: on PostgreSQL, users, automation and"
+                       " executors come only from the database, which holds none yet (a"
+                       " global admin runs airgate config push); the ones in this file are"
+                       " ignored", err=True)
+    queue = Queue(store, config=config,
+                  clock=SystemClock() if pinned is None else FixedClock(pinned))
     if maintain:
         queue.maintain()
     return queue
@@ -134,14 +189,18 @@ def open_queue(db: str | None, config_path: str | None, *, maintain: bool = True
 def parse_since(text: str | None, now: dt.datetime) -> str | None:
     """``--since``: an ISO 8601 time, or a duration back from now (``24h``, ``7d``)."""
     from airgate.policy.durations import parse_duration
-    from airgate.runtime.clock import format_time, parse_time
+    from airgate.runtime.clock import EARLIEST, format_time, parse_time
 
     if text is None:
         return None
     try:
-        return format_time(now - dt.timedelta(seconds=parse_duration(text)))
+        seconds = parse_duration(text)
     except ValueError:
         return format_time(parse_time(text))
+    if seconds > (now - EARLIEST).total_seconds():
+        raise UsageError(f"--since {text} reaches back before {EARLIEST:%Y-%m-%d}: name a"
+                         " shorter span or a time")
+    return format_time(now - dt.timedelta(seconds=seconds))
 
 
 def csv_cell(value: object) -> str:
@@ -177,9 +236,13 @@ ACTION_HEADERS = ("id", "status", "investigation", "action", "entity type", "ent
                   "created", "note")
 
 
-def action_note(a: ActionRecord) -> str:
+def action_note(a: ActionRecord, now: str | None = None) -> str:
+    """The table's note; ``now`` (stored spelling) marks a pending action past its expiry,
+    which a reader shows but never expires itself (``airgate tick`` or any writer does)."""
     if a.status == "pending":
-        parts = [f"expires {short_time(a.expires_at)}"]
+        overdue = now is not None and a.expires_at is not None and a.expires_at <= now
+        parts = [f"expired {short_time(a.expires_at)}, not yet recorded: airgate tick records"
+                 " it" if overdue else f"expires {short_time(a.expires_at)}"]
         quorum = a.approval.get("quorum", 1)
         if quorum and int(quorum) > 1:
             parts.append(f"quorum {quorum}")
@@ -197,33 +260,38 @@ def action_note(a: ActionRecord) -> str:
     return a.reason or a.error or ""
 
 
-def action_row(a: ActionRecord) -> tuple[object, ...]:
+def action_row(a: ActionRecord, now: str | None = None) -> tuple[object, ...]:
     return (a.id, a.status, a.investigation, a.action_type, a.entity_type, a.entity_name,
-            a.source, short_time(a.created_at), action_note(a))
+            a.source, short_time(a.created_at), action_note(a, now))
 
 
 HISTORY_HEADERS = ("id", "status", "investigation", "action", "entity type", "entity", "source",
                    "decided by", "updated", "note")
 
 
-def history_row(a: ActionRecord) -> tuple[object, ...]:
+def history_row(a: ActionRecord, now: str | None = None) -> tuple[object, ...]:
     return (a.id, a.status, a.investigation, a.action_type, a.entity_type, a.entity_name,
-            a.source, a.decided_by or "", short_time(a.updated_at), action_note(a))
+            a.source, a.decided_by or "", short_time(a.updated_at), action_note(a, now))
 
 
 def emit_actions(actions: Sequence[ActionRecord], fmt: str, *, history: bool = False,
-                 undone_by: Mapping[int, str] | None = None) -> None:
-    """``undone_by`` (history): who undid each undone action, shown in the note, as a last
-    CSV column and as a JSON key."""
+                 undone_by: Mapping[int, str] | None = None, now: str | None = None) -> None:
+    """Print actions. ``undone_by`` (history): who undid each undone action, shown in the
+    note, as a last CSV column and as a JSON key; ``now`` (stored spelling) lets notes mark
+    pending actions past expiry."""
     from airgate.render import table
 
     headers = HISTORY_HEADERS if history else ACTION_HEADERS
-    to_row = history_row if history else action_row
+    base = history_row if history else action_row
+
+    def to_row(a: ActionRecord) -> tuple[object, ...]:
+        return base(a, now)
+
     if undone_by is not None:
         who = undone_by
 
         def to_row(a: ActionRecord) -> tuple[object, ...]:
-            row = history_row(a)
+            row = history_row(a, now)
             if a.id in who and fmt != "csv":
                 note = "; ".join(str(x) for x in (f"undone by {who[a.id]}", row[-1]) if x)
                 row = (*row[:-1], note)

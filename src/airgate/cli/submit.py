@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from airgate.cli.runtime_common import (
+    acting,
     actor_option,
     db_options,
     echo_json,
@@ -50,7 +51,7 @@ def submit(evidence: tuple[str, ...], policy_paths: tuple[str, ...], engine_name
     from airgate.evidence.reader import iter_evidence
     from airgate.policy.loader import load_policy_set
 
-    who = resolve_actor(actor)
+    resolve_actor(actor)  # an empty --actor fails before any evaluation
     try:
         policy_set = load_policy_set(list(policy_paths))
     except PolicyLoadErrors as exc:
@@ -82,7 +83,7 @@ def submit(evidence: tuple[str, ...], policy_paths: tuple[str, ...], engine_name
         sys.exit(EXIT_FAILED)
     queue = open_queue(db, config_path, create=True)
     try:
-        outcomes = queue.submit(decisions, actor=who, catalog=policy_set.catalog,
+        outcomes = queue.submit(decisions, actor=acting(queue, actor), catalog=policy_set.catalog,
                                 investigations=seen)
     except SubmitIncomplete as exc:
         _emit_outcomes(exc.outcomes, fmt, policy_set.catalog)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from airgate.errors import PermissionDenied, UsageError
 from airgate.runtime.clock import format_time
-from airgate.runtime.guards import check_actor, refuse, role_problem, same_type
+from airgate.runtime.guards import check_actor, refuse, role_problem, same_actor, same_type
 from airgate.runtime.ledger import ActionLedger, fold, stored_problem
 from airgate.runtime.records import (
     APPROVED,
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 def approve(queue: Runtime, ids: Iterable[int], *, actor: str,
             comment: str | None = None) -> list[ActionRecord]:
-    check_actor(actor)
+    actor = check_actor(actor)
     now = queue.now()
     at = format_time(now)
     denied: PermissionDenied | None = None
@@ -76,11 +76,11 @@ def _approve_problem(queue: Runtime, a: ActionRecord, state: ActionLedger, actor
     why = role_problem(queue, actor, a.approval.get("roles", ()), f"approving {a.action_type}")
     if why:
         return why
-    if a.source == "manual" and a.submitted_by == actor:
+    if a.source == "manual" and same_actor(a.submitted_by, actor):
         return f"{actor} submitted this manual action and cannot approve it"
     if a.approval.get("require_comment") and not (comment and comment.strip()):
         return "its policy requires a comment (--comment)"
-    if any(name == actor for name, _ in state.approvers):
+    if any(same_actor(name, actor) for name, _ in state.approvers):
         return (f"{actor} already approved it; its quorum needs {state.quorum} distinct"
                 " approvers")
     return None
@@ -116,7 +116,7 @@ def _approve_one(queue: Runtime, tx: Tx, a: ActionRecord, state: ActionLedger, a
 
 
 def reject(queue: Runtime, ids: Iterable[int], *, actor: str, reason: str) -> list[ActionRecord]:
-    check_actor(actor)
+    actor = check_actor(actor)
     if not reason or not reason.strip():
         raise UsageError("rejecting needs a reason (--reason)")
     at = format_time(queue.now())

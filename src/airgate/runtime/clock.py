@@ -3,19 +3,28 @@
 Every timestamp the queue and the ledger write comes from a ``Clock``, so a test
 can pass a week (expiry), an hour (deduplication) or a day (timed revert) in a
 line. The CLI reads ``AIRGATE_NOW`` (ISO 8601, e.g. ``2024-05-01T12:00:00Z``)
-and, when it is set, runs on that fixed time: for tests and demos only.
+and, when it is set, runs on that fixed time: for tests and demos only, so the
+CLI honours it only on a store created for demos (``airgate init --demo``).
+
+Every time airgate accepts lies between 2000 and 2200: a week or a day added to
+it stays far inside ``datetime``'s range, so no command can overflow.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Mapping
 from typing import Protocol
 
 from airgate.errors import UsageError
 
 UTC = dt.UTC
 ENV_NOW = "AIRGATE_NOW"
+# The sane range of any time airgate takes in (a pinned clock, --since): an expiry or a
+# revert added to it must never leave datetime's range (year 9999).
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = dt.datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class Clock(Protocol):
@@ -68,7 +77,15 @@ def parse_time(text: str) -> dt.datetime:
         raise UsageError(
             f"malformed time {text!r}: write ISO 8601, like 2024-05-01T12:00:00Z"
         ) from None
-    return _aware(value)
+    try:
+        value = _aware(value)
+    except OverflowError:  # 0001-01-01T00:00+01:00 leaves the range when moved to UTC
+        value = EARLIEST - dt.timedelta(days=1)
+    if not EARLIEST <= value < LATEST:
+        raise UsageError(
+            f"time {text!r} is out of range: airgate takes times from"
+            f" {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d}")
+    return value
 
 
 def format_time(value: dt.datetime) -> str:
@@ -77,8 +94,16 @@ def format_time(value: dt.datetime) -> str:
 
 
 def time_after(moment: dt.datetime, seconds: int) -> str:
-    """The stored spelling of ``seconds`` after ``moment``."""
-    return format_time(moment + dt.timedelta(seconds=seconds))
+    """The stored spelling of ``seconds`` after ``moment``.
+
+    A policy may name a duration of up to 999,999,999 weeks: past the end of year 9999
+    it is the last time there is (in effect never), not an OverflowError halfway
+    through a submit or after an executor already acted.
+    """
+    try:
+        return format_time(moment + dt.timedelta(seconds=seconds))
+    except OverflowError:
+        return format_time(dt.datetime.max.replace(tzinfo=UTC))
 
 
 def parse_stored_time(text: str) -> dt.datetime:
@@ -86,10 +111,18 @@ def parse_stored_time(text: str) -> dt.datetime:
     return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
-def clock_from_env(environ: dict[str, str] | None = None) -> Clock:
-    """``FixedClock(AIRGATE_NOW)`` when that variable is set, else the system clock."""
+def pinned_time(environ: Mapping[str, str] | None = None) -> dt.datetime | None:
+    """The time ``AIRGATE_NOW`` pins (checked for range), or None when it is not set."""
     env = os.environ if environ is None else environ
     value = env.get(ENV_NOW, "").strip()
-    if value:
-        return FixedClock(parse_time(value))
-    return SystemClock()
+    return parse_time(value) if value else None
+
+
+def clock_from_env(environ: Mapping[str, str] | None = None) -> Clock:
+    """``FixedClock(AIRGATE_NOW)`` when that variable is set, else the system clock.
+
+    Whether a pinned clock may be used on a given store is the caller's question
+    (the CLI allows it only on a demo store); this only reads the variable.
+    """
+    at = pinned_time(environ)
+    return SystemClock() if at is None else FixedClock(at)

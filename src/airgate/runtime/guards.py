@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from airgate.catalog import GLOBAL_ADMIN
 from airgate.errors import PermissionDenied, UsageError
+from airgate.runtime.config import normalize_actor
 from airgate.runtime.records import AUTOMATION, SYSTEM, ActionRecord, LedgerEvent
 
 if TYPE_CHECKING:
@@ -20,11 +21,22 @@ if TYPE_CHECKING:
 RESERVED_ACTORS = (AUTOMATION, SYSTEM)
 
 
-def check_actor(actor: str) -> None:
-    if not actor or not actor.strip():
+def check_actor(actor: str) -> str:
+    """The actor's normalized name (what is stored and compared); UsageError when the name
+    is empty, holds control characters or is reserved (``Automation`` too)."""
+    name = normalize_actor(actor or "")
+    if not name:
         raise UsageError("no actor: pass --actor or set AIRGATE_ACTOR")
-    if actor in RESERVED_ACTORS:
+    if any(ch < " " or "\x7f" <= ch < "\xa0" for ch in name):
+        raise UsageError(f"the actor name {actor!r} holds control characters")
+    if name in RESERVED_ACTORS:
         raise UsageError(f"the actor name {actor!r} is reserved for airgate itself")
+    return name
+
+
+def same_actor(a: str | None, b: str | None) -> bool:
+    """Whether two stored or given names are one actor (older rows may not be normalized)."""
+    return a is not None and b is not None and normalize_actor(a) == normalize_actor(b)
 
 
 def same_type(actions: Sequence[ActionRecord], verb: str) -> None:

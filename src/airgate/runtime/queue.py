@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airgate.catalog import Catalog
 from airgate.model import Decision
@@ -31,6 +31,9 @@ from airgate.runtime.records import (
     check_transition,
 )
 from airgate.runtime.submit import SubmitIncomplete, SubmitOutcome
+
+if TYPE_CHECKING:
+    from airgate.engine.core import Engine
 
 RECONCILE_GRACE = 60  # seconds past the executor's time-out before a run counts as dead
 
@@ -80,10 +83,13 @@ class Queue(Runtime):
         return undo.undo(self, ids, actor=actor, comment=comment, all_instances=all_instances)
 
     def redo(self, action_id: int, *, action_type: str, actor: str,
-             comment: str | None = None, catalog: Catalog | None = None) -> ActionRecord:
-        """Change an action's type: a new pending action; the old one is superseded."""
+             comment: str | None = None, catalog: Catalog | None = None,
+             engine: Engine | None = None) -> ActionRecord:
+        """Change an action's type: a new pending action; the old one is superseded. Its
+        approval is never weaker than what ``engine`` (the current policy) gives the new
+        type on that entity, the old action's or the catalog default's."""
         return undo.redo(self, action_id, action_type=action_type, actor=actor, comment=comment,
-                    catalog=catalog)
+                         catalog=catalog, engine=engine)
 
     # ------------------------------------------------------------ time-driven work
     def expire(self) -> list[int]:

@@ -60,6 +60,7 @@ def check_transition(action: ActionRecord, target: str, verb: str) -> None:
 EVENTS = (
     "created", "merged", "approved", "rejected", "expired", "deduplicated", "started",
     "completed", "failed", "undone", "superseded", "refused", "reverted", "reconciled",
+    "initialized", "configured",  # store-wide, no action: a demo store; a pushed config
 )
 
 AUTOMATION = "automation"  # the actor of automatic approvals and timed reverts

@@ -24,6 +24,7 @@ from airgate.catalog import Catalog
 from airgate.errors import AirgateError, StoreError
 from airgate.model import Decision
 from airgate.runtime.clock import format_time, time_after
+from airgate.runtime.guards import check_actor
 from airgate.runtime.ledger import evidence_digest
 from airgate.runtime.records import (
     AUTOMATION,
@@ -97,6 +98,7 @@ def enqueue(
     queue: Runtime, decisions: list[Decision], *, actor: str, catalog: Catalog,
     investigations: Iterable[str] = (),
 ) -> list[SubmitOutcome]:
+    actor = check_actor(actor)  # "automation" and "system" are airgate's own, not a submitter's
     outcomes: list[SubmitOutcome] = []
     to_run: list[ActionRecord] = []
     for start in range(0, len(decisions), BATCH):
@@ -197,7 +199,8 @@ def _enqueue_batch(
             after = d.approval.expires_after
             if after not in expiry:
                 expiry[after] = time_after(now, after)
-            row = _new_row(d, next_id, at, actor, catalog, data, expiry[after])
+            row = _new_row(d, next_id, at, actor, catalog, data, expiry[after],
+                           automated=queue.config.is_automation(actor))
             next_id += 1
             then: list[LedgerEvent] = []
             if not d.approval.required:
@@ -239,8 +242,22 @@ def _record(row: dict[str, Any]) -> ActionRecord:
                            "reasons": tuple(row["reasons"])})
 
 
+def action_source(d: Decision, *, automated: bool) -> str:
+    """Who proposed the action: the submitter decides it, never the evidence.
+
+    Evidence is attacker-influenced, and a submitter may not approve their own manual
+    action: so only a configured automation identity's submissions keep the evidence's
+    ``action_source`` (automatedInvestigation, antivirus); a person's are manual. The
+    evidence's own field stays in the stored evidence, as data.
+    """
+    if not automated:
+        return "manual"
+    claimed = d.evidence.action_source if d.evidence else "automatedInvestigation"
+    return claimed if claimed in ("automatedInvestigation", "antivirus") else "manual"
+
+
 def _new_row(d: Decision, action_id: int, at: str, actor: str, catalog: Catalog,
-             data: dict[str, Any], expires_at: str) -> dict[str, Any]:
+             data: dict[str, Any], expires_at: str, *, automated: bool) -> dict[str, Any]:
     spec = catalog.get(d.action)
     undo = None
     if spec is not None and spec.undo is not None:
@@ -252,7 +269,7 @@ def _new_row(d: Decision, action_id: int, at: str, actor: str, catalog: Catalog,
         "entity_key": d.entity.key, "entity_name": d.entity.name,
         "entity_hash": entity_hash(fields) if isinstance(fields, dict) else None,
         "action_type": d.action, "status": PENDING, "version": 1,
-        "source": d.evidence.action_source if d.evidence else "automatedInvestigation",
+        "source": action_source(d, automated=automated),
         "rules": list(d.rules), "approval": approval_dict(d), "reasons": list(d.reasons),
         "undo": undo, "revert_after": d.revert_after, "revert_at": None,
         "max_automatic_per_hour": d.max_automatic_per_hour,

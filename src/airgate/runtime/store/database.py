@@ -196,6 +196,14 @@ class Store:
         with self._guard(), self.engine.connect() as conn:
             return self._version(conn)
 
+    def database_user(self) -> str | None:
+        """The authenticated user of a PostgreSQL connection (who acts there); None on
+        SQLite, whose file permissions are its only authentication."""
+        if self.sqlite:
+            return None
+        with self._guard(), self.engine.connect() as conn:
+            return str(conn.execute(text("SELECT current_user")).scalar())
+
     # ------------------------------------------------------------ transactions
     @contextmanager
     def read(self) -> Iterator[Tx]:

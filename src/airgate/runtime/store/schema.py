@@ -174,6 +174,21 @@ V1_TABLES = [schema_version, actions, evidence, investigations, approvals, execu
              ledger, ledger_head]
 
 
+# Version 3: what governs the store, kept in the store itself so that no caller picks it: "demo"
+# (true: created by ``airgate init --demo``, the only kind of store a pinned clock may
+# write to) and "config" (the users, roles and executors pushed by a global admin with
+# ``airgate config push``). Values are canonical JSON; each change is in the ledger.
+settings = Table(
+    "settings", metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", T, nullable=False),
+    Column("updated_by", Text, nullable=False),
+)
+
+V3_TABLES = [settings]
+
+
 def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=V1_TABLES)
     conn.execute(insert(ledger_head).values(id=1, seq=0, hash="0" * 64, locked=False))
@@ -189,11 +204,17 @@ def _v2(conn: Connection) -> None:
         created_at=format_time(dt.datetime.now(dt.UTC))))
 
 
-ALL_TABLES = [*V1_TABLES, ledger_meta]
+def _v3(conn: Connection) -> None:
+    metadata.create_all(conn, tables=V3_TABLES)
+
+
+TABLES = [*V1_TABLES, ledger_meta, *V3_TABLES]  # every table, in creation order
+ALL_TABLES = TABLES
 
 # (version, description, apply). Append new versions; never edit a released one.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "actions, evidence, approvals, executor records, hash-chained ledger", _v1),
     (2, "store identity; ledger hash version 2 (canonical ASCII JSON) for new entries", _v2),
+    (3, "settings: the demo marker and the governing config", _v3),
 ]
 LATEST = MIGRATIONS[-1][0]

@@ -416,6 +416,24 @@ class Tx(AuditReads):
             idempotency_key=key, action_id=action_id, operation=operation, at=at,
             result=_dumps(dict(result))))
 
+    # ------------------------------------------------------------ settings
+    def get_setting(self, key: str) -> dict[str, Any] | None:
+        """``{"value", "updated_at", "updated_by"}`` of a store setting, or None."""
+        cols = s.settings.c
+        row = self.conn.execute(select(cols.value, cols.updated_at, cols.updated_by).where(
+            cols.key == key)).first()
+        return None if row is None else {"value": json.loads(row.value),
+                                         "updated_at": row.updated_at,
+                                         "updated_by": row.updated_by}
+
+    def put_setting(self, key: str, value: Any, at: str, actor: str) -> None:
+        """Set a store setting (write transactions only: the caller logs the change)."""
+        cols = s.settings.c
+        values = {"value": _dumps(value), "updated_at": at, "updated_by": actor}
+        if self.conn.execute(update(s.settings).where(cols.key == key).values(
+                **values)).rowcount == 0:
+            self.conn.execute(insert(s.settings).values(key=key, **values))
+
 
 def _encode(row: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(row)

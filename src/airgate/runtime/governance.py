@@ -1,0 +1,119 @@
+"""What governs a store, kept in the store: the demo marker and the pushed config.
+
+A caller picks a config file, so a file cannot be what decides who approves on a
+store others share: ``--config evil.yaml`` would make anyone a global admin. The
+users, roles, automation identities and executors that govern a store are pushed
+into it (``airgate config push``) by a global admin of the config it holds; the
+first push on a store without one bootstraps it, and must name its pusher a
+global admin. Each push is a ``configured`` ledger entry with the config's hash.
+
+A pinned clock (``AIRGATE_NOW``) may write only to a store created for demos
+(``airgate init --demo`` on a new store: an ``initialized`` ledger entry and the
+``demo`` setting); a store cannot become a demo store once it holds anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airgate.catalog import GLOBAL_ADMIN
+from airgate.errors import PermissionDenied, TransitionError
+from airgate.runtime.config import Config, config_from_data, governing_hash
+from airgate.runtime.guards import check_actor
+from airgate.runtime.records import LedgerEvent
+
+if TYPE_CHECKING:
+    from airgate.runtime.store import Store
+
+DEMO = "demo"
+CONFIG = "config"
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """The store's own settings as read once: whether it is a demo store, and the
+    governing config pushed into it (None when nobody pushed one)."""
+
+    demo: bool
+    config: Mapping[str, Any] | None
+    config_by: str | None = None
+    config_at: str | None = None
+
+    def apply(self, local: Config) -> Config:
+        """``local`` with its governing part replaced by the store's, when it has one."""
+        if self.config is None:
+            return local
+        return local.governed(self.config, updated_by=self.config_by or "",
+                              updated_at=self.config_at or "")
+
+
+def read_settings(store: Store) -> StoreSettings:
+    with store.read() as tx:
+        demo = tx.get_setting(DEMO)
+        config = tx.get_setting(CONFIG)
+    if config is None:
+        return StoreSettings(bool(demo and demo["value"] is True), None)
+    return StoreSettings(bool(demo and demo["value"] is True), config["value"],
+                         config["updated_by"], config["updated_at"])
+
+
+def init_demo(store: Store, *, actor: str, at: str) -> bool:
+    """Mark a new, empty store as a demo store; False when it already is one.
+
+    Refused (TransitionError) on a store that holds any ledger entry: making a live
+    store a demo store would let anyone move its clock.
+    """
+    actor = check_actor(actor)
+    with store.write() as tx:
+        if tx.get_setting(DEMO) is not None:
+            return False
+        seq, _ = tx.ledger_head()
+        if seq:
+            raise TransitionError(
+                f"this store already holds {seq} ledger entries: only a new store can be"
+                " made a demo store")
+        tx.put_setting(DEMO, True, at, actor)
+        tx.log(LedgerEvent("initialized", actor, None, None, None,
+                           "demo store: AIRGATE_NOW may pin its clock", {"demo": True}), at)
+    return True
+
+
+def push_config(store: Store, data: Mapping[str, Any], *, actor: str, at: str) -> str:
+    """Store the governing part of a validated config document; returns its SHA-256.
+
+    Only a global admin of the stored config may push; the first push bootstraps and
+    must make its pusher a global admin. The new config must keep a global admin, or
+    nobody could ever change it again. A refusal is a committed ``refused`` entry.
+    """
+    actor = check_actor(actor)
+    new = config_from_data(data, None)
+    digest = governing_hash(new.data)
+    if not any(GLOBAL_ADMIN in roles for roles in new.users.values()):
+        raise PermissionDenied("the config names no global-admin: nobody could change it"
+                               " after this push")
+    with store.write() as tx:
+        current = tx.get_setting(CONFIG)
+        bootstrap = current is None
+        governing = new if current is None else config_from_data(current["value"], None)
+        why = None
+        if GLOBAL_ADMIN not in governing.roles_of(actor):
+            why = (f"{actor} is not a global-admin of the config it would replace"
+                   if not bootstrap else
+                   f"the first push must make its pusher a global-admin; {actor} is not one")
+        if why is None:
+            tx.put_setting(CONFIG, dict(new.data), at, actor)
+            # Roles and identities are who may act: in the ledger. Executors' argv may hold
+            # a secret: only which action types have one, and the hash of the whole.
+            tx.log(LedgerEvent("configured", actor, None, None, None, None, {
+                "sha256": digest, "bootstrap": bootstrap,
+                "users": {k: list(v) for k, v in sorted(new.users.items())},
+                "automation": sorted(new.automation),
+                "executors": sorted(new.executors)}), at)
+        else:
+            tx.log(LedgerEvent("refused", actor, None, None, None, why,
+                               {"attempt": "config push", "sha256": digest}), at)
+    if why is not None:
+        raise PermissionDenied(f"cannot push the config: {why}")
+    return digest
