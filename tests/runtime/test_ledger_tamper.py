@@ -230,6 +230,16 @@ def test_edited_or_deleted_evidence_is_reported(queue):
     assert all("does not match" in p for _, p in problems)
 
 
+def test_edited_evidence_of_a_redone_action_is_reported(queue):
+    queue.submit([decision("a")], actor="bob")
+    queue.reject([1], actor="carol", reason="wrong action")
+    created = queue.redo(1, action_type="restrict_code_execution", actor="carol")
+    assert verify_store(queue.store).state == []
+    sql(queue, f"UPDATE evidence SET data = replace(data, 'name-a', 'name-z')"  # noqa: S608
+               f" WHERE action_id = {created.id}")
+    assert [a for a, _ in verify_store(queue.store).state] == [created.id]
+
+
 def test_a_deleted_action_row_is_reported(queue):
     queue.submit([decision("a"), decision("b")], actor="bob")
     sql(queue, "DELETE FROM actions WHERE id = 2")

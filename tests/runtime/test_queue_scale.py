@@ -152,12 +152,13 @@ def test_sqlite_sync_mode(tmp_path, monkeypatch, env, level):
         assert tx.conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
 
-def test_an_unknown_sync_mode_is_a_store_error(tmp_path, monkeypatch):
-    from airgate.errors import StoreError
+def test_an_unknown_sync_mode_is_a_usage_error(tmp_path, monkeypatch):
+    # Like AIRGATE_DB_TIMEOUT=abc: a bad setting of the caller's, exit 2.
+    from airgate.errors import UsageError
     from airgate.runtime.store.database import ENV_DB_SYNC, Store
 
     monkeypatch.setenv(ENV_DB_SYNC, "off")
-    with pytest.raises(StoreError, match="AIRGATE_DB_SYNC must be full or normal, not 'off'"):
+    with pytest.raises(UsageError, match="AIRGATE_DB_SYNC must be full or normal, not 'off'"):
         Store(tmp_path / "a.db")
 
 

@@ -10,6 +10,7 @@ from airgate.errors import PermissionDenied, TransitionError, UsageError
 from airgate.model import Approval, Decision, Evidence
 from airgate.runtime.clock import format_time, parse_stored_time, time_after
 from airgate.runtime.guards import check_actor, refuse, role_problem, same_type
+from airgate.runtime.ledger import evidence_digest
 from airgate.runtime.records import (
     AUTOMATION,
     COMPLETED,
@@ -221,9 +222,12 @@ def _create_redo(queue: Runtime, tx: Tx, old: ActionRecord, spec: ActionSpec,
     queue.change(tx, old, {"status": SUPERSEDED, "superseded_by": new_id, "updated_at": at})
     tx.log(LedgerEvent("superseded", actor, old.id, old.status, SUPERSEDED, comment,
                        {"superseded_by": new_id, "action_type": spec.id}), at)
+    # Bound as submit binds its actions: ledger verify and approve trust these over the tables.
     tx.log(LedgerEvent("created", actor, new_id, None, PENDING, comment,
                        {"redo_of": old.id, "rules": list(old.rules), "approval": approval,
-                        "investigation": old.investigation}), at)
+                        "investigation": old.investigation, "action_type": spec.id,
+                        "entity_key": old.entity_key, "expires_at": row["expires_at"],
+                        "evidence": [evidence_digest(e["data"]) for e in evidence]}), at)
     created = tx.get_action(new_id)
     assert created is not None
     return created

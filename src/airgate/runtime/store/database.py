@@ -335,7 +335,7 @@ def timeout_from_env() -> float:
 def _sync_mode() -> str:
     value = os.environ.get(ENV_DB_SYNC, "").strip().lower() or "full"
     if value not in ("full", "normal"):
-        raise StoreError(f"{ENV_DB_SYNC} must be full or normal, not {value!r}")
+        raise UsageError(f"{ENV_DB_SYNC} must be full or normal, not {value!r}")
     return value.upper()
 
 
