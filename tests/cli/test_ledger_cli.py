@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import stat
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from airgate.cli import main
+from runtime_helpers import raw_sqlite
 
 POLICY = """\
 apiVersion: airgate/v1
@@ -55,7 +55,7 @@ class Env:
         return self.run("submit", str(path), "--policy", str(self.tmp / "policy.yaml"), **env)
 
     def sql(self, statement: str, *params: object) -> None:
-        with sqlite3.connect(self.db) as conn:
+        with raw_sqlite(self.db) as conn:
             conn.execute(statement, params)
 
     def keygen(self) -> tuple[str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from airgate.cli import main
+from runtime_helpers import raw_sqlite
 
 POLICY = """\
 apiVersion: airgate/v1
@@ -72,11 +72,11 @@ class Box:
                         str(self.tmp / "policy.yaml"), *extra, **env)
 
     def ledger(self) -> list[tuple[int, str, str]]:
-        with sqlite3.connect(self.db) as conn:
+        with raw_sqlite(self.db) as conn:
             return conn.execute("SELECT seq, event, actor FROM ledger ORDER BY seq").fetchall()
 
     def statuses(self) -> list[tuple[int, str]]:
-        with sqlite3.connect(self.db) as conn:
+        with raw_sqlite(self.db) as conn:
             return conn.execute("SELECT id, status FROM actions ORDER BY id").fetchall()
 
 

@@ -252,6 +252,11 @@ ERRORS = [
     # One line of JSON nested too deep for the NDJSON sniffing of the first line.
     ("deepline.json", '{"a": ' * 5000 + "1" + "}" * 5000 + "\n", ":1:29995",
      "JSON nesting is too deep (5000 levels)"),
+    # Past MAX_JSON_DEPTH (512) but within what 3.11's decoder reads: refused on every Python.
+    ("deep.json", '{"id": "a", "evidence": [], "x": ' + "[" * 600 + "]" * 600 + "}", ":1:633",
+     "JSON nesting is too deep (601 levels)"),
+    ("deep.ndjson", '{"id": "a", "evidence": [], "x": ' + "[" * 600 + "]" * 600 + "}\n",
+     ":1:633", "JSON nesting is too deep (601 levels)"),
 ]
 
 

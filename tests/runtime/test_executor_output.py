@@ -19,7 +19,7 @@ from airgate.runtime.executors import CommandExecutor, ExecRequest, ExecResult
 from airgate.runtime.ledger import verify
 from airgate.runtime.queue import Queue
 from airgate.runtime.store import Store
-from runtime_helpers import START, USERS, decision, make_queue
+from runtime_helpers import START, USERS, decision, make_queue, open_store
 
 # Writes its raw stdout (and stderr, and exit status) from files, and logs each key it is
 # given: "applied KEY" the first time, "replayed KEY" when it has seen the key already.
@@ -179,7 +179,7 @@ def test_an_outcome_the_store_cannot_record_is_reconciled_with_the_same_key(tmp_
     db = tmp_path / "airgate.db"
     clock = FixedClock(START)
     locking = LocksTheStore(CommandExecutor(argv, 5), db)
-    queue = Queue(Store(db, busy_timeout=0.2), config=Config(users=USERS), clock=clock,
+    queue = Queue(open_store(db, busy_timeout=0.2), config=Config(users=USERS), clock=clock,
                   executors={"default": locking})
     queue.submit([decision("d1"), decision("d2")], actor="bob")
     with pytest.raises(OutcomeNotRecorded, match=(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
@@ -19,7 +18,7 @@ from airgate.runtime.ledger import (
     verify_rows,
 )
 from airgate.runtime.records import LedgerEvent
-from runtime_helpers import decision, make_queue, raw_sqlite
+from runtime_helpers import decision, make_queue, open_store, raw_sqlite
 
 
 def _entries(n: int = 4):  # type: ignore[no-untyped-def]
@@ -106,7 +105,7 @@ def test_refusals_are_in_the_ledger_and_the_chain_holds(tmp_path):
 
 # ---------------------------------------------------------------- one spelling per entry
 def _first_details(path):  # type: ignore[no-untyped-def]
-    with sqlite3.connect(path) as conn:
+    with raw_sqlite(path) as conn:
         return conn.execute("SELECT details FROM ledger WHERE seq = 1").fetchone()[0]
 
 
@@ -123,7 +122,7 @@ def test_a_respelled_details_text_does_not_verify(tmp_path, respell):
     details = _first_details(tmp_path / "airgate.db")
     changed = respell(details)
     assert changed != details and json.loads(changed) == json.loads(details)
-    with sqlite3.connect(tmp_path / "airgate.db") as conn:
+    with raw_sqlite(tmp_path / "airgate.db") as conn:
         conn.execute("UPDATE ledger SET details = ? WHERE seq = 1", (changed,))
     with queue.store.read() as tx:  # the stored text, as ``ledger verify`` reads it
         result = verify_rows(tx.iter_ledger_rows(), head=tx.ledger_head())
@@ -168,10 +167,9 @@ def _v1_store(path):  # type: ignore[no-untyped-def]
 
 
 def test_an_old_store_keeps_its_hashes_and_new_entries_use_version_2(tmp_path):
-    from airgate.runtime.store import Store
 
     _v1_store(tmp_path / "airgate.db")
-    store = Store(tmp_path / "airgate.db")
+    store = open_store(tmp_path / "airgate.db")
     with store.read() as tx:
         assert tx.ledger_meta()[1] == 3  # hash version 2 from the first new entry on
         result = verify_rows(tx.iter_ledger_rows(), head=tx.ledger_head(), v2_from=3)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-import os
+import dataclasses
+from typing import TYPE_CHECKING
 
 import click
 
-from airgate.cli.runtime_common import acting, actor_option, db_options, echo_json
+from airgate.cli.runtime_common import acting, actor_option, db_options, echo_json, open_store
+
+if TYPE_CHECKING:
+    from airgate.runtime.config import Config
+    from airgate.runtime.store import Store
 
 
 @click.group("config")
@@ -14,10 +19,9 @@ def command() -> None:
     """The users, roles, automation identities and executors stored in the store."""
 
 
-def _store(db: str | None, local_store: str | None):  # type: ignore[no-untyped-def]
-    from airgate.runtime.store import ENV_DB, Store
-
-    return Store(db or os.environ.get(ENV_DB) or local_store)
+def _store(db: str | None, config: Config, *, create: bool = False) -> Store:
+    # Closed when the command ends; only a push (which may bootstrap) creates a store.
+    return open_store(db, config, create=create)
 
 
 @command.command("push")
@@ -37,7 +41,9 @@ def push(file: str, actor: str | None, db: str | None, config_path: str | None) 
     from airgate.runtime.governance import push_config, read_settings
 
     new = load_config(file)
-    store = _store(db, load_config(config_path).store or new.store)
+    local = load_config(config_path)
+    store = _store(db, local if local.store else dataclasses.replace(local, store=new.store),
+                   create=True)
     pinned = pinned_time()
     if pinned is not None and not read_settings(store).demo:
         from airgate.errors import UsageError
@@ -59,7 +65,7 @@ def show(db: str | None, config_path: str | None) -> None:
     from airgate.runtime.config import load_config
     from airgate.runtime.governance import read_settings
 
-    settings = read_settings(_store(db, load_config(config_path).store))
+    settings = read_settings(_store(db, load_config(config_path)))
     if settings.config is None:
         click.echo("no config stored: roles and executors come from the local config file")
         return

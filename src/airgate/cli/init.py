@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
-from airgate.cli.runtime_common import actor_option, db_options, resolve_actor
+from airgate.cli.runtime_common import actor_option, db_options, open_store, resolve_actor
 
 
 @click.command("init")
@@ -23,11 +21,10 @@ def command(demo: bool, actor: str | None, db: str | None, config_path: str | No
     from airgate.runtime.clock import format_time, pinned_time
     from airgate.runtime.config import load_config
     from airgate.runtime.governance import init_demo, read_settings
-    from airgate.runtime.store import ENV_DB, Store
 
     config = load_config(config_path)
     pinned = pinned_time()
-    store = Store(db or os.environ.get(ENV_DB) or config.store)
+    store = open_store(db, config, create=True)
     if not demo:
         kind = "a demo store" if read_settings(store).demo else "a store"
         click.echo(f"{kind} at schema version {store.schema_version()}")

@@ -31,6 +31,7 @@ from airgate.policy.jsonsrc import (
     long_number,
     non_finite,
     too_deep,
+    too_deep_value,
 )
 from airgate.policy.yamlsrc import decode, iter_documents
 
@@ -335,6 +336,8 @@ def _ndjson_line(raw: bytes, name: str, lineno: int, warn: Warn) -> list[Evidenc
         raise non_finite(text, name, lineno) from None
     except ValueError:  # an integer past Python's digit limit
         raise long_number(text, name, lineno) from None
+    if too_deep_value(text, data):
+        raise too_deep(text, name, lineno)
     where = Where(name, line=lineno, text=text)
     if JSON_HINT.search(text):
         data = scrub(data, where.exact, warn, name)
@@ -368,6 +371,8 @@ def _whole(text: str, name: str, suffix: str, warn: Warn) -> Iterator[Evidence]:
             raise non_finite(text, name) from None
         except ValueError:  # an integer past Python's digit limit
             raise long_number(text, name) from None
+        if too_deep_value(text, data):
+            raise too_deep(text, name)
         where = Where(name, text=text)
         if JSON_HINT.search(text):
             data = scrub(data, where.exact, warn, name)

@@ -89,6 +89,29 @@ def non_finite(text: str, file: str, line: int = 1) -> EvidenceError:
 _BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
+# Deeper JSON is refused on every Python: 3.11's decoder stops near 1,000 levels with a
+# RecursionError, 3.13's reads tens of thousands, and nothing airgate reads nests so deep.
+MAX_JSON_DEPTH = 512
+
+
+def too_deep_value(text: str, value: Any) -> bool:
+    """Whether the decoded ``value`` of ``text`` nests deeper than MAX_JSON_DEPTH.
+
+    Counting brackets first keeps the walk off every ordinary document and line."""
+    if text.count("{") + text.count("[") <= MAX_JSON_DEPTH:
+        return False
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return True
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node if isinstance(v, dict | list))
+    return False
+
+
 def too_deep(text: str, file: str, line: int = 1) -> EvidenceError:
     """The error for a text too deeply nested for the decoder, located at the first
     bracket of its deepest level; ``line``: the text's first."""
