@@ -298,3 +298,15 @@ def test_a_missing_secret_variable_is_named_not_sent(tmp_path, fake, monkeypatch
     failed = run_once(tmp_path, fake)
     assert failed.error == f"no client secret: the environment variable {SECRET_ENV} is not set"
     assert fake.seen == []
+
+
+def test_one_executor_serves_several_runs(fake):
+    fake.on("POST", f"/api/machines/{DEV}/isolate", Answer(201, machine_action("Succeeded")))
+    executor = make_executor(ExecutorConfig("defender_endpoint", timeout=10,
+                                            options=options(fake, poll_interval=0)),
+                             records=None)  # type: ignore[arg-type]
+    runs = [executor.run(ExecRequest("apply", {"id": n, "action_type": "isolate_device"},
+                                     {"type": "device", "key": f"device:{DEV}"}, f"k{n}",
+                                     target={"device_id": DEV})) for n in (1, 2)]
+    assert [r.ok for r in runs] == [True, True]
+    assert len(fake.calls("POST", f"/api/machines/{DEV}/isolate")) == 2

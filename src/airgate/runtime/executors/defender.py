@@ -59,11 +59,10 @@ class DefenderExecutor:
 
     def run(self, request: ExecRequest) -> ExecResult:
         try:
-            return self._run(request)
+            with self.client.session():
+                return self._run(request)
         except ApiError as exc:
             return self._fail(self.client.scrub(str(exc)))
-        finally:
-            self.client.close()
 
     def _fail(self, message: str, output: Any = None) -> ExecResult:
         return ExecResult(False, output, message, self.name)

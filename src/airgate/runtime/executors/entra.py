@@ -22,7 +22,8 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -57,8 +58,18 @@ class Client:
     retries: int = 3
     timeout: float = 30.0
     sleep: Callable[[float], None] = time.sleep
-    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30.0))
     _secrets: list[str] = field(default_factory=list)
+    _http: httpx.Client | None = None
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Connections reused for one run's requests, closed when it ends."""
+        self._http = httpx.Client(timeout=self.timeout)
+        try:
+            yield
+        finally:
+            self._http.close()
+            self._http = None
 
     # ------------------------------------------------------------ token
     def token(self) -> str:
@@ -115,7 +126,9 @@ class Client:
         attempt = 0
         while True:
             try:
-                answer = self.http.request(method, url, json=json_body, data=data,
+                if self._http is None:
+                    raise ApiError(f"{what}: no session open")  # a caller's bug, not the API's
+                answer = self._http.request(method, url, json=json_body, data=data,
                                            params=params, headers=headers,
                                            timeout=self.timeout)
             except httpx.TimeoutException:
@@ -157,9 +170,6 @@ class Client:
             if secret:
                 text = text.replace(secret, "***")
         return text
-
-    def close(self) -> None:
-        self.http.close()
 
 
 def _wait(retry_after: str | None, attempt: int) -> float:
