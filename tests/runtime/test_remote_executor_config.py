@@ -134,3 +134,15 @@ def test_import_airgate_and_the_cli_load_no_httpx():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_documented_example_config_is_valid(tmp_path):
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "runtime.md").read_text()
+    example = docs.split("### The Microsoft executors\n\n```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "airgate.yaml"
+    path.write_text(example)
+    config = load_config(str(path))
+    assert {k: v.type for k, v in config.executors.items()} == {
+        "isolate_device": "defender_endpoint", "run_antivirus_scan": "defender_endpoint",
+        "soft_delete_email": "graph_email", "revoke_sessions": "graph_identity",
+        "disable_user": "graph_identity"}
