@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ class Answer:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     raw: bytes | None = None
+    delay: float = 0.0  # seconds before answering (a slow service)
 
 
 class Fake:
@@ -82,6 +84,8 @@ def _handler(fake: Fake) -> type[BaseHTTPRequestHandler]:
                         {k.lower(): v for k, v in self.headers.items()}, body)
             fake.seen.append(seen)
             answer = fake.answer(seen)
+            if answer.delay:
+                time.sleep(answer.delay)
             data = answer.raw if answer.raw is not None else (
                 b"" if answer.body is None else json.dumps(answer.body).encode())
             self.send_response(answer.status)

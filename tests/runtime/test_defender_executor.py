@@ -261,6 +261,7 @@ def test_a_malformed_answer_is_a_clear_failure(tmp_path, fake):
                             " is not JSON")
 
 
+@pytest.mark.slow
 def test_polling_stops_at_the_time_out(tmp_path, fake):
     fake.on("POST", f"/api/machines/{DEV}/isolate", Answer(201, machine_action("Pending")))
     fake.on("GET", f"/api/machineactions/{MA}", Answer(200, machine_action("InProgress")))
@@ -310,3 +311,33 @@ def test_one_executor_serves_several_runs(fake):
                                      target={"device_id": DEV})) for n in (1, 2)]
     assert [r.ok for r in runs] == [True, True]
     assert len(fake.calls("POST", f"/api/machines/{DEV}/isolate")) == 2
+
+
+def test_a_poll_that_fails_still_names_the_machine_action(tmp_path, fake):
+    fake.on("POST", f"/api/machines/{DEV}/isolate", Answer(201, machine_action("Pending")))
+    fake.on("GET", f"/api/machineactions/{MA}", Answer(500, {"error": {
+        "code": "InternalServerError", "message": "oops"}}, {"Retry-After": "0"}))
+    failed = run_once(tmp_path, fake)
+    assert failed.status == "failed"
+    assert failed.error == (f"GET /api/machineactions/{MA} answered 500: InternalServerError:"
+                            f" oops (machine action {MA} was Pending)")
+    output = queue_ledger_output(tmp_path)
+    assert (output["machine_action_id"], output["status"]) == (MA, "Pending")
+
+
+def queue_ledger_output(tmp_path: Any) -> Any:
+    return failed_ledger(tmp_path)[-1].details["result"]["output"]
+
+
+@pytest.mark.slow
+def test_a_service_that_does_not_answer_in_time_fails_the_action(tmp_path, fake):
+    fake.on("POST", f"/api/machines/{DEV}/isolate",
+            Answer(201, machine_action("Succeeded"), delay=1.5))
+    config = Config(users=USERS, automation=frozenset({"bob"}), executors={
+        "isolate_device": ExecutorConfig("defender_endpoint", timeout=1,
+                                         options=options(fake, poll_interval=0))})
+    queue, _ = make_queue(tmp_path, config=config)
+    queue.submit([device()], actor="bob")
+    [failed] = queue.approve([1], actor="alice")
+    assert failed.status == "failed"
+    assert failed.error == f"POST /api/machines/{DEV}/isolate: no answer within 1 s"

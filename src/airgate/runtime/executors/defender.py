@@ -144,11 +144,18 @@ class DefenderExecutor:
                     f"machine action {action_id} still {status} after {self.timeout:g} s",
                     _output(action_id, kind, machine, status, replayed))
             self.sleep(self.poll_interval)
-            _, _, answer = self.client.call(
-                "GET", f"/api/machineactions/{quote(action_id, safe='')}")
-            if not isinstance(answer, Mapping):
-                raise ApiError(f"GET /api/machineactions/{action_id}: the answer is not an object")
-            status = str(answer.get("status") or "")
+            try:
+                _, _, answer = self.client.call(
+                    "GET", f"/api/machineactions/{quote(action_id, safe='')}")
+            except ApiError as exc:
+                # The action was sent: the failure must still name it, for a person to follow.
+                return self._fail(f"{self.client.scrub(str(exc))} (machine action {action_id}"
+                                  f" was {status})",
+                                  _output(action_id, kind, machine, status, replayed))
+            if not isinstance(answer, Mapping) or not isinstance(answer.get("status"), str):
+                return self._fail(f"GET /api/machineactions/{action_id}: the answer holds no"
+                                  " status", _output(action_id, kind, machine, status, replayed))
+            status = answer["status"]
         output = _output(action_id, kind, machine, status, replayed)
         if status != "Succeeded":
             return self._fail(f"machine action {action_id} ({kind}) ended {status}", output)
