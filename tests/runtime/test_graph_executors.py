@@ -190,3 +190,31 @@ def test_containing_a_user_is_not_offered(tmp_path, fake):
     [failed] = queue.approve([1], actor="root")
     assert failed.error == "graph_identity does not carry out contain_user"
     assert fake.seen == []
+
+
+def test_a_reconciled_graph_run_sends_the_same_request_once_more(fake):
+    fake.on("POST", REMEDIATE, Answer(202))
+    executor = make_executor(ExecutorConfig("graph_email", options=options(fake)), records=None)  # type: ignore[arg-type]
+    request = ExecRequest("apply", {"id": 1, "action_type": "soft_delete_email"},
+                          {"type": "analyzedMessage", "key": f"analyzedMessage:{NMID}:{RCPT}"},
+                          "airgate:1:apply:2", reconcile=True)
+    assert executor.run(request).ok
+    [post] = fake.api_calls()
+    assert post.body["displayName"] == "airgate action 1 [airgate:1:apply:2]"
+    assert post.body["analyzedEmails"] == [{"networkMessageId": NMID,
+                                            "recipientEmailAddress": RCPT}]
+
+
+def test_a_service_that_cannot_be_reached_is_a_failure_not_a_traceback(fake, monkeypatch):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    executor = make_executor(ExecutorConfig("graph_identity", options={
+        **options(fake), "base_url": closed}), records=None)  # type: ignore[arg-type]
+    result = executor.run(ExecRequest("apply", {"id": 1, "action_type": "revoke_sessions"},
+                                      {"type": "user", "key": f"user:{OID}"}, "k1"))
+    assert not result.ok
+    assert result.message == (f"POST /users/{OID}/revokeSignInSessions: network error"
+                              " (ConnectError)")
