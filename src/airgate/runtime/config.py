@@ -50,9 +50,16 @@ def normalize_actor(name: str) -> str:
 
 @dataclass(frozen=True)
 class ExecutorConfig:
-    type: Literal["record", "command"] = "record"
+    """One executor: its type, a command's argv, its time-out in seconds, and the settings
+    of a remote executor (``options``: tenant_id, client_id, client_secret_env, base_url,
+    authority, isolation_type, scan_type, poll_interval, retries, severity; never a secret
+    itself, only the name of the environment variable that holds it)."""
+
+    type: Literal["record", "command", "defender_endpoint", "graph_email",
+                  "graph_identity"] = "record"
     argv: tuple[str, ...] = ()
     timeout: int = DEFAULT_TIMEOUT
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 RECORD = ExecutorConfig()
@@ -182,7 +189,9 @@ def config_from_data(data: Mapping[str, Any], file: str | None) -> Config:
     executors: dict[str, ExecutorConfig] = {}
     for action_type, spec in (data.get("executors") or {}).items():
         timeout = parse_duration(spec["timeout"]) if "timeout" in spec else DEFAULT_TIMEOUT
-        executors[action_type] = ExecutorConfig(spec["type"], tuple(spec.get("argv", ())), timeout)
+        options = {k: v for k, v in spec.items() if k not in ("type", "argv", "timeout")}
+        executors[action_type] = ExecutorConfig(spec["type"], tuple(spec.get("argv", ())), timeout,
+                                                MappingProxyType(options))
     store = data.get("store")
     if store is not None and "://" not in store and file is not None:
         store = str((Path(file).parent / store).absolute())

@@ -19,6 +19,7 @@ from airgate.runtime.clock import Clock, SystemClock, format_time, time_after
 from airgate.runtime.config import Config
 from airgate.runtime.executors import ExecRequest, ExecResult, Executor, make_executor
 from airgate.runtime.executors.output import storable_output, storable_text
+from airgate.runtime.executors.targets import target_from_evidence
 from airgate.runtime.ledger import ActionLedger, fold, stored_problem
 from airgate.runtime.records import (
     COMPLETED,
@@ -104,6 +105,7 @@ class Runtime:
         todo = list(actions)
         with self.store.read() as tx:
             states = {a.id: fold(a.id, tx.ledger_for(a.id)) for a in todo}
+            targets = {a.id: target_from_evidence(tx.evidence_for(a.id)) for a in todo}
         done: list[ActionRecord] = []
         for index, action in enumerate(todo):
             why = _run_problem(states[action.id], action)
@@ -114,7 +116,7 @@ class Runtime:
             try:
                 executor = self.executor_for(action.action_type)
                 name = executor.name
-                result = executor.run(self._request(action, reconcile))
+                result = executor.run(self._request(action, reconcile, targets[action.id]))
             except Exception as exc:  # an executor bug must not leave the action running
                 result = ExecResult(False, None, f"executor error: {exc}", name)
             try:
@@ -131,7 +133,8 @@ class Runtime:
         return done
 
     @staticmethod
-    def _request(action: ActionRecord, reconcile: bool) -> ExecRequest:
+    def _request(action: ActionRecord, reconcile: bool,
+                 target: Mapping[str, str] | None = None) -> ExecRequest:
         return ExecRequest(
             operation=action.operation or "apply",
             action={"id": action.id, "action_type": action.action_type,
@@ -142,6 +145,7 @@ class Runtime:
                     "name": action.entity_name, "hash": action.entity_hash},
             idempotency_key=action.run_key or "",
             reconcile=reconcile,
+            target=dict(target or {}),
         )
 
     def _refuse_run(self, action: ActionRecord, why: str, actor: str) -> ActionRecord:

@@ -5,8 +5,10 @@ Every executor takes an ``ExecRequest`` and answers an ``ExecResult``
 idempotent on the request's ``idempotency_key``, which is what lets a run whose
 process died be finished without acting twice. ``record`` (``record.py``)
 has no external effect; ``command`` (``command.py``) runs a configured
-program. A new executor type is a module here plus a line in
-``make_executor``, and its config shape in ``runtime/config.py``.
+program; ``defender_endpoint`` (``defender.py``), ``graph_email`` and ``graph_identity``
+(``graph.py``) call Microsoft's APIs with an Entra ID app token (``entra.py``). A new
+executor type is a module here plus a line in ``make_executor``, and its config shape
+in ``runtime/config.py``.
 
 May use: the runtime's records, clock and config. Never the queue or the store.
 """
@@ -19,12 +21,20 @@ from airgate.runtime.executors.base import ExecRequest, ExecResult, Executor, Re
 from airgate.runtime.executors.command import CommandExecutor
 from airgate.runtime.executors.record import RecordExecutor
 
+# Executors that call Microsoft's APIs (defender.py, graph.py), built by remote.py.
+REMOTE = ("defender_endpoint", "graph_email", "graph_identity")
+
 
 def make_executor(
     config: ExecutorConfig, records: RecordStore, clock: Clock | None = None
 ) -> Executor:
     if config.type == "command":
         return CommandExecutor(config.argv, config.timeout)
+    if config.type in REMOTE:
+        # imported here: httpx (the executors extra) loads only when such an executor runs
+        from airgate.runtime.executors.remote import remote_executor
+
+        return remote_executor(config.type, config.options, float(config.timeout))
     return RecordExecutor(records, clock)
 
 

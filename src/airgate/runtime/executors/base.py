@@ -29,6 +29,10 @@ class ExecRequest:
     entity: Mapping[str, Any]
     idempotency_key: str
     reconcile: bool = False
+    # Identifiers the remote APIs address (targets.py): device id, SHA-1, network message
+    # id, recipient, Entra object id or UPN, taken from the stored evidence as data.
+    # Not part of ``as_json``: a command program's stdin is unchanged.
+    target: Mapping[str, str] = field(default_factory=dict)
 
     def as_json(self) -> str:
         return json.dumps({
