@@ -109,3 +109,12 @@ def test_every_stage_says_what_it_owns_and_may_use(stage: str) -> None:
 def test_tests_mirror_the_package() -> None:
     for stage in STAGES:
         assert list((ROOT / "tests" / stage).glob("test_*.py")), f"tests/{stage}/ has no tests"
+
+
+def test_tests_import_their_helpers_as_one_module() -> None:
+    # pythonpath = ["tests"]: `runtime_helpers` and `tests.runtime_helpers` would be two
+    # modules with two PostgreSQL session databases, one of them never dropped.
+    found = [f"{p.relative_to(ROOT)}:{n}" for p in sorted((ROOT / "tests").rglob("*.py"))
+             for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             if line.lstrip().startswith(("from tests.", "import tests."))]
+    assert found == []

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from tests.helpers import policy_doc
-from tests.runtime_helpers import clean_postgres_url
 
 import airgate.evidence.reader as ev
 from airgate.cli import main
 from airgate.errors import EvidenceError
+from helpers import policy_doc
+from runtime_helpers import clean_postgres_url
 
 POLICY = policy_doc(
     "    - {id: q, match: {verdict: malicious, entity: file}, action: quarantine_file,"

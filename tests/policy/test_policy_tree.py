@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
-from tests.helpers import cli, policy_doc
 
 from airgate.errors import PolicyLoadErrors
 from airgate.policy.loader import analyze_paths, load_policy_set
+from helpers import cli, policy_doc
 
 RULE = "    - {id: isolate, match: {entity: device}, action: isolate_device}\n"
 EXCLUSION = ("    - {id: never-dc, effect: exclude, reason: domain controllers,"
