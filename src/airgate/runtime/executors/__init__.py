@@ -5,8 +5,9 @@ Every executor takes an ``ExecRequest`` and answers an ``ExecResult``
 idempotent on the request's ``idempotency_key``, which is what lets a run whose
 process died be finished without acting twice. ``record`` (``record.py``)
 has no external effect; ``command`` (``command.py``) runs a configured
-program. A new executor type is a module here plus a line in
-``make_executor``, and its config shape in ``runtime/config.py``.
+program; ``http`` (``http.py``) sends the request, signed, to a configured URL.
+A new executor type is a module here plus a line in ``make_executor``, and its
+config shape in ``runtime/config.py``.
 
 May use: the runtime's records, clock and config. Never the queue or the store.
 """
@@ -25,6 +26,11 @@ def make_executor(
 ) -> Executor:
     if config.type == "command":
         return CommandExecutor(config.argv, config.timeout)
+    if config.type == "http":
+        from airgate.runtime.executors.http import HttpExecutor, options_of
+
+        return HttpExecutor(str(config.options["url"]), timeout=config.timeout,
+                            **options_of(config.options))
     return RecordExecutor(records, clock)
 
 
