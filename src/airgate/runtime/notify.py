@@ -4,7 +4,7 @@ The queue operations call :func:`send` after their transaction commits. Sending 
 on a background thread of this process, so a slow, failing or unreachable endpoint
 never delays or fails the operation: each notification is tried ``ATTEMPTS`` times
 with a doubling backoff (a ``Retry-After`` is honoured, capped), and a last failure is
-only logged (logger ``airgate.notify``, never the secret). The thread is not a daemon:
+only logged (logger ``airgate.runtime.notify``, never the secret). The thread is not a daemon:
 a command's process ends once its notifications are sent or given up, a bounded time.
 
 Retries live in this process only, with no outbox table: there is no long-lived
@@ -31,7 +31,7 @@ from airgate.runtime.config import NotifyConfig
 from airgate.runtime.executors.http import DeliveryError, deliver, read_secret, retry_delay
 from airgate.runtime.records import ActionRecord
 
-log = logging.getLogger("airgate.notify")
+log = logging.getLogger(__name__)  # airgate.runtime.notify
 EVENTS = ("pending", "expired", "failed")
 ATTEMPTS = 3
 BACKOFF = 1.0  # seconds before the second attempt, doubled for each one after
