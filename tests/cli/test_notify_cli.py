@@ -4,6 +4,8 @@ secret comes from the environment and never shows in output or the ledger."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,9 +58,12 @@ class Env:
         return result
 
     def submit(self, inv: str, device: str):  # type: ignore[no-untyped-def]
+        return self.submit_with(inv, device)
+
+    def submit_with(self, inv: str, device: str, **env: str):  # type: ignore[no-untyped-def]
         path = self.tmp / f"{inv}.json"
         path.write_text(evidence(inv, device))
-        return self.run("submit", str(path), "--policy", str(self.tmp / "policy.yaml"))
+        return self.run("submit", str(path), "--policy", str(self.tmp / "policy.yaml"), **env)
 
 
 @pytest.fixture(autouse=True)
@@ -119,3 +124,30 @@ def test_the_config_check_names_a_bad_notification_url(tmp_path):
         "AIRGATE_DB": str(tmp_path / "q.db"), "AIRGATE_CONFIG": str(tmp_path / "airgate.yaml")})
     assert result.exit_code == 1
     assert "airgate.yaml:2:" in result.stderr and "ftp://chat.example/" in result.stderr
+
+
+def test_a_pushed_config_decides_where_notifications_go(tmp_path):
+    with webhook() as hook, webhook() as other:
+        cli = Env(tmp_path, hook.url)
+        config = (tmp_path / "airgate.yaml").read_text().replace(
+            "users: {alice: [active-remediation]}", "users: {alice: [active-remediation],"
+            " root: [global-admin]}")
+        (tmp_path / "airgate.yaml").write_text(config)
+        pushed = cli.run("config", "push", str(tmp_path / "airgate.yaml"), "--actor", "root")
+        assert pushed.exit_code == 0, pushed.stderr
+        # A local file naming another endpoint is ignored (with a warning): the store's governs.
+        (tmp_path / "local.yaml").write_text(
+            f"notifications:\n  url: {other.url}/chat\n  secret_env: AIRGATE_TEST_SECRET\n")
+        made = cli.submit_with("inv-1", "d1", AIRGATE_CONFIG=str(tmp_path / "local.yaml"))
+        assert made.exit_code == 0, made.stderr
+        assert "ignored" in made.stderr
+    assert [e for e, _, _ in chat(hook)] == ["pending"]
+    assert other.requests == []
+
+
+def test_commands_that_send_nothing_do_not_import_httpx():
+    code = ("import sys, airgate.cli, airgate.runtime.queue; "
+            "print('httpx' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
