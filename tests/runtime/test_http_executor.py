@@ -77,6 +77,13 @@ def test_a_replayed_timestamp_outside_the_window_does_not_verify():
     assert not verify(b"k", stamp, body, header, now=1700000000 + 301)
 
 
+@pytest.mark.parametrize(("stamp", "header"), [
+    ("1700000000", "sha256=\u00e9"), (" 1700000000", None), ("\u0661\u0667", None)])
+def test_verify_refuses_odd_headers_without_raising(stamp, header):
+    good = signature(b"k", "1700000000", b"{}")
+    assert not verify(b"k", stamp, b"{}", header or good, now=1700000000)
+
+
 def test_429_with_retry_after_is_sent_again_and_then_succeeds(tmp_path):
     with webhook() as hook:
         hook.replies = [Reply(429, b"slow down", {"Retry-After": "0"}), Reply()]

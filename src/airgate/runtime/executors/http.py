@@ -50,11 +50,13 @@ def verify(secret: bytes, timestamp: str, body: bytes, header: str, *,
            window: float = 300.0, now: float | None = None) -> bool:
     """What a receiver checks (for receivers written in Python, and the tests): the
     signature matches in constant time and the timestamp is within ``window`` seconds."""
-    try:
-        age = abs((time.time() if now is None else now) - int(timestamp))
-    except ValueError:
+    if not (timestamp.isascii() and timestamp.isdigit()):
         return False
-    return age <= window and hmac.compare_digest(signature(secret, timestamp, body), header)
+    age = abs((time.time() if now is None else now) - int(timestamp))
+    # Bytes, so that a header holding any character is a mismatch, not a TypeError.
+    expected = signature(secret, timestamp, body).encode("ascii")
+    return age <= window and hmac.compare_digest(
+        expected, header.encode("utf-8", "surrogateescape"))
 
 
 def read_secret(env: str) -> bytes | None:
