@@ -146,3 +146,21 @@ def test_notifications_are_part_of_the_governing_config(tmp_path):
         "https://chat.example/hook", "CHAT", ("pending",), "https://airgate.example/actions/{id}")
     assert config.sets_governing()
     assert "notifications" in config.data
+
+
+@pytest.mark.postgres
+def test_notifications_on_postgresql(postgres_url):
+    from airgate.runtime.clock import FixedClock
+    from airgate.runtime.queue import Queue
+    from runtime_helpers import open_store
+
+    with webhook() as hook:
+        config = Config(users=USERS, notifications=NotifyConfig(hook.url, "CHAT_SECRET"))
+        queue = Queue(open_store(postgres_url), config=config,
+                      clock=FixedClock("2024-05-01T12:00:00Z"),
+                      executors={"isolate_device": Failing()})
+        [out] = queue.submit([decision("pa", required=True)], actor="bob")
+        queue.approve([out.action_id], actor="alice")
+        assert notify.flush(10)
+    assert [(m["event"], m["action"]["id"]) for m in bodies(hook)] == [
+        ("pending", out.action_id), ("failed", out.action_id)]
