@@ -182,3 +182,12 @@ def test_config_refuses_a_bad_http_executor_at_its_location(tmp_path, line, wher
     path.write_text("executors:\n  isolate_device:\n    type: http\n" + line)
     with pytest.raises(InputError, match="airgate.yaml" + where):
         load_config(path)
+
+
+def test_the_time_out_bounds_the_retries_too():
+    with webhook() as hook:
+        hook.replies = [Reply(429, b"busy", {"Retry-After": "10"})]
+        executor = HttpExecutor(hook.url, secret_env="SOAR_SECRET", timeout=1)  # noqa: S106
+        result = executor.run(ExecRequest("apply", {"id": 1}, {"key": "d"}, "k1"))
+    assert (result.ok, result.message) == (False, "HTTP 429: busy")
+    assert len(hook.requests) == 1  # a wait past the time-out is not made

@@ -101,20 +101,27 @@ def deliver(url: str, body: bytes, secret: bytes, *, method: str = "POST",
             sleep: Callable[[float], None] = time.sleep) -> Answer:
     """Send ``body`` signed to ``url``, with ``key`` as ``Idempotency-Key``.
 
-    A 429 or 503 is sent again (freshly signed) after its ``Retry-After`` (capped) or a
-    doubling backoff, up to ``attempts`` in all. Redirects are not followed: the signed
-    body and key would go to a place the config never named."""
+    ``timeout`` bounds the whole delivery, retries and waits included, so a run never
+    outlasts the time-out that reconciliation counts on. A 429 or 503 is sent again
+    (freshly signed) after its ``Retry-After`` (capped) or a doubling backoff, up to
+    ``attempts`` in all, while the time-out leaves room. Redirects are not followed: the
+    signed body and key would go to a place the config never named."""
     import httpx
 
     if not url.startswith(("http://", "https://")):
         raise DeliveryError("only http:// and https:// URLs are allowed")
     host = httpx.URL(url).host
+    late = DeliveryError(f"no answer from {host} within {timeout:g} s")
+    deadline = time.monotonic() + timeout
     sent = dict(headers or {})
     answer: Answer | None = None
     with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
         for attempt in range(max(attempts, 1)):
             if answer is not None:
-                sleep(retry_delay(answer.headers.get("retry-after"), attempt - 1))
+                delay = retry_delay(answer.headers.get("retry-after"), attempt - 1)
+                if time.monotonic() + delay >= deadline:
+                    break  # no room for another attempt: the last answer stands
+                sleep(delay)
             timestamp = str(int(time.time()))
             own = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp,
                    SIGNATURE_HEADER: signature(secret, timestamp, body),
@@ -125,23 +132,32 @@ def deliver(url: str, body: bytes, secret: bytes, *, method: str = "POST",
             if key is not None:
                 merged["Idempotency-Key"] = key
             try:
-                answer = _send(client, method, url, body, merged)
+                answer = _send(client, method, url, body, merged, deadline)
             except httpx.TimeoutException:
-                raise DeliveryError(f"no answer from {host} within {timeout:g} s") from None
+                raise late from None
             except httpx.HTTPError as exc:
                 raise DeliveryError(f"cannot reach {host}: {type(exc).__name__}"
                                     f" ({escape(str(exc))[:EXCERPT]})") from None
+            if answer is None:
+                raise late
             if answer.status not in RETRY_STATUSES:
                 break
     assert answer is not None
     return answer
 
 
-def _send(client: Any, method: str, url: str, body: bytes, headers: dict[str, str]) -> Answer:
-    with client.stream(method, url, content=body, headers=headers) as response:
+def _send(client: Any, method: str, url: str, body: bytes, headers: dict[str, str],
+          deadline: float) -> Answer | None:
+    """One request; None when the deadline passed before its answer was read."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return None
+    with client.stream(method, url, content=body, headers=headers, timeout=left) as response:
         kept = bytearray()
         truncated = False
         for chunk in response.iter_bytes():
+            if time.monotonic() > deadline:
+                return None  # a receiver trickling its answer gets no more time
             room = MAX_BODY - len(kept)
             if len(chunk) > room:
                 kept += chunk[:room]
