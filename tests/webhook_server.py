@@ -75,7 +75,7 @@ def webhook() -> Iterator[Webhook]:
 
         do_POST = do_PUT = do_PATCH = do_GET = _any
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass  # quiet: the tests assert on what was recorded
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
