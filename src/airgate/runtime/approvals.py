@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from airgate.errors import PermissionDenied, UsageError
+from airgate.runtime import notify
 from airgate.runtime.clock import format_time
 from airgate.runtime.guards import check_actor, refuse, role_problem, same_actor, same_type
 from airgate.runtime.ledger import ActionLedger, fold, stored_problem
@@ -159,6 +160,7 @@ def expire_due(queue: Runtime) -> list[int]:
                 tx.log(LedgerEvent("expired", SYSTEM, a.id, PENDING, EXPIRED, reason,
                                    {"expires_at": a.expires_at}), at)
                 expired.append(a.id)
+        notify.send(queue.config.notifications, "expired", due, EXPIRED)  # after the commit
         if len(due) < 1000:
             return expired
 

@@ -34,8 +34,8 @@ from airgate.policy.yamlsrc import Document, load_documents, read_text
 ENV_CONFIG = "AIRGATE_CONFIG"
 DEFAULT_CONFIG = "airgate.yaml"
 DEFAULT_TIMEOUT = 60
-# the keys a pushed config owns
-GOVERNING = ("users", "roles", "automation", "executors", "database_users")
+# the keys a pushed config owns (notifications: where alerts about actions go)
+GOVERNING = ("users", "roles", "automation", "executors", "database_users", "notifications")
 
 
 def normalize_actor(name: str) -> str:
@@ -51,15 +51,30 @@ def normalize_actor(name: str) -> str:
 @dataclass(frozen=True)
 class ExecutorConfig:
     """One executor: its type, a command's argv, its time-out in seconds, and the settings
-    of a remote executor (``options``: tenant_id, client_id, client_secret_env, base_url,
-    authority, isolation_type, scan_type, poll_interval, retries, severity; never a secret
-    itself, only the name of the environment variable that holds it)."""
+    of the other types (``options``: for Microsoft's APIs tenant_id, client_id,
+    client_secret_env, base_url, authority, isolation_type, scan_type, poll_interval,
+    retries, severity; for ``http`` url, method, headers, secret_env). Never a secret
+    itself, only the name of the environment variable that holds it."""
 
     type: Literal["record", "command", "defender_endpoint", "graph_email",
-                  "graph_identity"] = "record"
+                  "graph_identity", "http"] = "record"
     argv: tuple[str, ...] = ()
     timeout: int = DEFAULT_TIMEOUT
     options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """The webhook called when an action waits for approval, expires or fails to run.
+
+    ``secret_env`` names the environment variable holding the signing secret (never the
+    secret itself); ``link`` is a URL template whose ``{id}`` is the action's id."""
+
+    url: str
+    secret_env: str
+    events: tuple[str, ...] = ("pending", "expired", "failed")
+    link: str | None = None
+    timeout: float = 10.0
 
 
 RECORD = ExecutorConfig()
@@ -83,6 +98,7 @@ class Config:
     governed_by: Mapping[str, Any] | None = None
     data: Mapping[str, Any] = field(default_factory=dict)  # the governing part, as JSON
     database_users: Mapping[str, str] = field(default_factory=dict)  # PostgreSQL -> actor
+    notifications: NotifyConfig | None = None
 
     def __post_init__(self) -> None:
         # A Config built in code (tests, scripts) compares names as a loaded one does.
@@ -108,7 +124,7 @@ class Config:
         return Config(base.users, base.executors, self.store, self.file, base.automation,
                       MappingProxyType({"updated_by": updated_by, "updated_at": updated_at,
                                         "sha256": governing_hash(stored)}), base.data,
-                      base.database_users)
+                      base.database_users, base.notifications)
 
     def actor_of_database_user(self, db_user: str) -> str:
         """The actor a PostgreSQL user acts as: its ``database_users`` entry, else itself."""
@@ -189,9 +205,10 @@ def config_from_data(data: Mapping[str, Any], file: str | None) -> Config:
     executors: dict[str, ExecutorConfig] = {}
     for action_type, spec in (data.get("executors") or {}).items():
         timeout = parse_duration(spec["timeout"]) if "timeout" in spec else DEFAULT_TIMEOUT
-        options = {k: v for k, v in spec.items() if k not in ("type", "argv", "timeout")}
+        options = MappingProxyType({k: v for k, v in spec.items()
+                                    if k not in ("type", "argv", "timeout")})
         executors[action_type] = ExecutorConfig(spec["type"], tuple(spec.get("argv", ())), timeout,
-                                                MappingProxyType(options))
+                                                options)
     store = data.get("store")
     if store is not None and "://" not in store and file is not None:
         store = str((Path(file).parent / store).absolute())
@@ -201,7 +218,17 @@ def config_from_data(data: Mapping[str, Any], file: str | None) -> Config:
     governing = {k: data[k] for k in GOVERNING if k in data}
     mapped = {k: normalize_actor(v) for k, v in (data.get("database_users") or {}).items()}
     return Config(MappingProxyType(users), MappingProxyType(executors), store, file,
-                  automation, None, MappingProxyType(governing), MappingProxyType(mapped))
+                  automation, None, MappingProxyType(governing), MappingProxyType(mapped),
+                  _notify_config(data.get("notifications")))
+
+
+def _notify_config(spec: Mapping[str, Any] | None) -> NotifyConfig | None:
+    if not spec:
+        return None
+    timeout = float(parse_duration(spec["timeout"])) if "timeout" in spec else 10.0
+    return NotifyConfig(spec["url"], spec["secret_env"],
+                        tuple(spec.get("events", ("pending", "expired", "failed"))),
+                        spec.get("link"), timeout)
 
 
 def _check_roles(doc: Document) -> None:

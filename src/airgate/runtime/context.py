@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airgate.catalog import DEFAULT_CATALOG, Catalog
 from airgate.errors import NotFound, StoreError, TransitionError
+from airgate.runtime import notify
 from airgate.runtime.clock import Clock, SystemClock, format_time, time_after
 from airgate.runtime.config import Config
 from airgate.runtime.executors import ExecRequest, ExecResult, Executor, make_executor
@@ -213,6 +214,8 @@ class Runtime:
                                None if result.ok else result.message, details), at)
             final = tx.get_action(action.id)
         assert final is not None
+        if not result.ok:  # committed: now the webhook may hear of it
+            notify.send(self.config.notifications, "failed", [final])
         return final
 
 

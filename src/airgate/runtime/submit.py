@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from airgate.catalog import Catalog
 from airgate.errors import AirgateError, StoreError
 from airgate.model import Decision
+from airgate.runtime import notify
 from airgate.runtime.clock import format_time, time_after
 from airgate.runtime.guards import check_actor
 from airgate.runtime.ledger import evidence_digest
@@ -112,6 +113,9 @@ def enqueue(
             raise SubmitIncomplete(_stopped(decisions, start, stored, exc), stored) from exc
         outcomes.extend(done)
         to_run.extend(started)
+        notify.send(queue.config.notifications, "pending", [  # the batch is committed
+            o.action for o in done if o.outcome == "created" and o.action and o.action.status
+            == PENDING])
     _note_quiet(queue, decisions, investigations)
     return _ran(queue, outcomes, to_run)
 

@@ -6,9 +6,10 @@ idempotent on the request's ``idempotency_key``, which is what lets a run whose
 process died be finished without acting twice. ``record`` (``record.py``)
 has no external effect; ``command`` (``command.py``) runs a configured
 program; ``defender_endpoint`` (``defender.py``), ``graph_email`` and ``graph_identity``
-(``graph.py``) call Microsoft's APIs with an Entra ID app token (``entra.py``). A new
-executor type is a module here plus a line in ``make_executor``, and its config shape
-in ``runtime/config.py``.
+(``graph.py``) call Microsoft's APIs with an Entra ID app token (``entra.py``);
+``http`` (``http.py``) sends the request, signed, to a configured URL. A new
+executor type is a module here plus a line in ``make_executor``, and its config
+shape in ``runtime/config.py``.
 
 May use: the runtime's records, clock and config. Never the queue or the store.
 """
@@ -35,6 +36,11 @@ def make_executor(
         from airgate.runtime.executors.remote import remote_executor
 
         return remote_executor(config.type, config.options, float(config.timeout))
+    if config.type == "http":
+        from airgate.runtime.executors.http import HttpExecutor, options_of
+
+        return HttpExecutor(str(config.options["url"]), timeout=config.timeout,
+                            **options_of(config.options))
     return RecordExecutor(records, clock)
 
 
