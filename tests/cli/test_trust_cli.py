@@ -330,3 +330,72 @@ def test_the_stored_executors_run_not_the_callers(box):
     result = box.run("approve", "1", "--actor", "alice", "--config", str(box.tmp / "evil.yaml"))
     assert result.exit_code == 0, result.stderr
     assert (box.tmp / "pushed").exists() and not (box.tmp / "callers").exists()
+
+
+# ---------------------------------------------------------------- settings bound to the ledger
+def _sql(box: Box, statement: str) -> None:
+    with raw_sqlite(box.db) as conn:
+        conn.execute(statement)
+
+
+def test_a_config_edited_in_the_database_governs_nothing_and_verify_names_it(box):
+    assert box.run("config", "push", str(box.tmp / "airgate.yaml"), "--actor", "root"
+                   ).exit_code == 0
+    box.submit()
+    # A writer of the database makes mallory an admin and swaps an executor's program.
+    _sql(box, """UPDATE settings SET value = '{"users":{"mallory":["global-admin"]},"""
+              """"executors":{"isolate_device":{"type":"command","argv":["/bin/true"]}}}'"""
+              " WHERE key = 'config'")
+    result = box.run("approve", "1", "--actor", "mallory")
+    assert result.exit_code == 1
+    assert "the store's settings do not match its ledger" in result.stderr
+    assert box.statuses()[0] == (1, "pending")
+    verified = box.run("ledger", "verify")
+    assert verified.exit_code == 1
+    assert "store settings: the stored governing config" in verified.stderr
+    assert "edited outside `airgate config push`" in verified.stderr
+    # mallory cannot push the forged config in; the ledgered admin restores the real one.
+    (box.tmp / "evil.yaml").write_text("users:\n  mallory: [global-admin]\n")
+    assert box.run("config", "push", str(box.tmp / "evil.yaml"), "--actor", "mallory"
+                   ).exit_code == 1
+    assert box.run("config", "push", str(box.tmp / "airgate.yaml"), "--actor", "root"
+                   ).exit_code == 0
+    assert box.run("approve", "1", "--actor", "alice").exit_code == 0
+    assert box.run("ledger", "verify").exit_code == 0
+
+
+def test_a_deleted_stored_config_does_not_hand_the_store_back_to_the_callers_file(box):
+    assert box.run("config", "push", str(box.tmp / "airgate.yaml"), "--actor", "root"
+                   ).exit_code == 0
+    box.submit()
+    _sql(box, "DELETE FROM settings WHERE key = 'config'")
+    (box.tmp / "evil.yaml").write_text(EVIL)
+    result = box.run("approve", "1", "--actor", "mallory", "--config", str(box.tmp / "evil.yaml"))
+    assert result.exit_code == 1 and "is missing from the store (deleted?)" in result.stderr
+    assert box.statuses()[0] == (1, "pending")
+
+
+def test_a_demo_marker_added_by_hand_does_not_let_the_clock_move(box):
+    box.submit()
+    before = box.statuses()
+    _sql(box, "INSERT INTO settings VALUES ('demo', 'true', '2026-01-01T00:00:00.000000Z',"
+              " 'root')")
+    result = box.run("tick", AIRGATE_NOW="2035-01-01T00:00:00Z")
+    assert result.exit_code == 1
+    assert "the demo marker has no 'initialized' ledger entry" in result.stderr
+    assert box.statuses() == before
+    verified = box.run("ledger", "verify", "--format", "json")
+    assert verified.exit_code == 1
+    assert json.loads(verified.stdout)["settings"] == [
+        "the demo marker has no 'initialized' ledger entry (a live store marked as a demo"
+        " store by hand?)"]
+
+
+def test_the_file_that_was_pushed_draws_no_warning_and_a_different_one_does(box):
+    assert box.run("config", "push", str(box.tmp / "airgate.yaml"), "--actor", "root"
+                   ).exit_code == 0
+    same = box.run("actions")
+    assert same.exit_code == 0 and "ignored" not in same.stderr
+    (box.tmp / "evil.yaml").write_text(EVIL)
+    other = box.run("actions", "--config", str(box.tmp / "evil.yaml"))
+    assert other.exit_code == 0 and "the ones in this file are ignored" in other.stderr

@@ -66,6 +66,8 @@ def verify(checkpoints: tuple[str, ...], public_key: str | None, fmt: str, db: s
                    f" ({result.count} entries before it verified)", err=True)
     for action_id, problem in report.state:
         click.echo(f"airgate: error: action {action_id}: {escape(problem)}", err=True)
+    for problem in report.settings:
+        click.echo(f"airgate: error: store settings: {escape(problem)}", err=True)
     if not report.ok:
         sys.exit(EXIT_FAILED)
     note = ""

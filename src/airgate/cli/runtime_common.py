@@ -152,7 +152,7 @@ def open_queue(db: str | None, config_path: str | None, *, maintain: bool = True
     clock must never expire, revert, approve or reconcile anything in a live store.
     """
     from airgate.runtime.clock import ENV_NOW, FixedClock, SystemClock, pinned_time
-    from airgate.runtime.config import load_config
+    from airgate.runtime.config import governing_hash, load_config
     from airgate.runtime.governance import read_settings
     from airgate.runtime.queue import Queue
 
@@ -164,7 +164,9 @@ def open_queue(db: str | None, config_path: str | None, *, maintain: bool = True
         raise UsageError(f"{ENV_NOW} pins the clock only on a demo store (airgate init --demo);"
                          " this store is not one: unset it")
     config = settings.apply(local)
-    if settings.config is not None and local.sets_governing():
+    if (settings.config is not None and local.sets_governing()
+            and governing_hash(local.data) != governing_hash(settings.config)):
+        # The same file as the one pushed says nothing new: warn only when it differs.
         click.echo(f"airgate: warning: {local.file}: users, automation and executors come from"
                    f" the config stored in the database (pushed by {settings.config_by} at"
                    f" {short_time(settings.config_at)}); the ones in this file are ignored",

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from airgate.errors import InputError, Location, StoreError, UsageError
 from airgate.runtime.clock import format_time
+from airgate.runtime.governance import CONFIG, DEMO, settings_problems
 from airgate.runtime.ledger import (
     Mark,
     VerifyResult,
@@ -274,17 +275,19 @@ class StoreReport:
     checkpoints: int = 0
     last_checkpoint: int | None = None
     state: list[tuple[int, str]] = field(default_factory=list)  # (action id, difference)
+    settings: list[str] = field(default_factory=list)  # store-wide settings vs the ledger
 
     @property
     def ok(self) -> bool:
-        return self.chain.ok and not self.state
+        return self.chain.ok and not self.state and not self.settings
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "entries": self.chain.count, "chain_ok": self.chain.ok,
                 "first_bad_entry": self.chain.bad_seq,
                 "chain_message": self.chain.message, "checkpoints": self.checkpoints,
                 "last_checkpoint_entry": self.last_checkpoint,
-                "state": [{"action_id": a, "problem": p} for a, p in self.state]}
+                "state": [{"action_id": a, "problem": p} for a, p in self.state],
+                "settings": list(self.settings)}
 
 
 def verify_store(store: Store, *, checkpoints: Sequence[Checkpoint] = (),
@@ -302,8 +305,10 @@ def verify_store(store: Store, *, checkpoints: Sequence[Checkpoint] = (),
         chain = verify_rows(tx.iter_ledger_rows(), head=tx.ledger_head(), v2_from=v2_from,
                             marks=marks)
         problems = replay(tx) if state else []
+        settings = settings_problems(tx.get_setting(DEMO), tx.get_setting(CONFIG),
+                                     *tx.store_entries()) if state else []
     last = max((c.seq for c in checkpoints), default=None)
-    return StoreReport(chain, len(checkpoints), last, problems)
+    return StoreReport(chain, len(checkpoints), last, problems, settings)
 
 
 def replay(tx: Tx, *, chunk: int = REPLAY_CHUNK) -> list[tuple[int, str]]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airgate.catalog import GLOBAL_ADMIN
-from airgate.errors import PermissionDenied, TransitionError
+from airgate.errors import PermissionDenied, StoreError, TransitionError
 from airgate.runtime.config import Config, config_from_data, governing_hash
 from airgate.runtime.guards import check_actor
 from airgate.runtime.records import LedgerEvent
@@ -50,13 +50,48 @@ class StoreSettings:
 
 
 def read_settings(store: Store) -> StoreSettings:
+    """The store's settings, checked against the ledger entries that made them.
+
+    The settings table is as easy to edit as any other: a ``demo`` row without its
+    ``initialized`` entry, or a config whose hash is not the last ``configured``
+    entry's, would let a writer of the database move the clock or make themselves an
+    admin. Either is refused (StoreError) until a global admin pushes the config again.
+    """
     with store.read() as tx:
         demo = tx.get_setting(DEMO)
         config = tx.get_setting(CONFIG)
+        configured, initialized = tx.store_entries()
+    problems = settings_problems(demo, config, configured, initialized)
+    if problems:
+        raise StoreError("the store's settings do not match its ledger: " + "; ".join(problems)
+                         + " (run `airgate ledger verify`; a global admin restores the config"
+                         " with `airgate config push`)")
     if config is None:
         return StoreSettings(bool(demo and demo["value"] is True), None)
     return StoreSettings(bool(demo and demo["value"] is True), config["value"],
                          config["updated_by"], config["updated_at"])
+
+
+def settings_problems(demo: Mapping[str, Any] | None, config: Mapping[str, Any] | None,
+                      configured: Mapping[str, Any] | None, initialized: bool) -> list[str]:
+    """How the settings rows differ from the ledger entries that made them."""
+    found = []
+    if demo is not None and demo["value"] is True and not initialized:
+        found.append("the demo marker has no 'initialized' ledger entry (a live store"
+                     " marked as a demo store by hand?)")
+    if config is not None and configured is None:
+        found.append("a governing config is stored but no 'configured' ledger entry made it")
+    elif config is None and configured is not None:
+        found.append(f"the governing config pushed in ledger entry {configured['seq']} is"
+                     " missing from the store (deleted?)")
+    elif config is not None and configured is not None:
+        digest = governing_hash(config["value"])
+        if digest != configured.get("sha256"):
+            found.append(f"the stored governing config (sha256 {digest[:12]}) is not the one"
+                         f" ledger entry {configured['seq']} pushed (sha256"
+                         f" {str(configured.get('sha256'))[:12]}): edited outside"
+                         " `airgate config push`")
+    return found
 
 
 def init_demo(store: Store, *, actor: str, at: str) -> bool:
@@ -94,9 +129,12 @@ def push_config(store: Store, data: Mapping[str, Any], *, actor: str, at: str) -
         raise PermissionDenied("the config names no global-admin: nobody could change it"
                                " after this push")
     with store.write() as tx:
-        current = tx.get_setting(CONFIG)
-        bootstrap = current is None
-        governing = new if current is None else config_from_data(current["value"], None)
+        # Who may push is decided by the users the last push put in the ledger, not by
+        # the settings row, which a writer of the database could have edited.
+        configured, _ = tx.store_entries()
+        bootstrap = configured is None
+        governing = new if configured is None else Config(users={
+            name: tuple(roles) for name, roles in (configured.get("users") or {}).items()})
         why = None
         if GLOBAL_ADMIN not in governing.roles_of(actor):
             why = (f"{actor} is not a global-admin of the config it would replace"

@@ -146,6 +146,9 @@ ledger = Table(
     Column("hash", String(64), nullable=False),
 )
 Index("ix_ledger_action", ledger.c.action_id, ledger.c.seq)
+# Version 4: the store-wide entries (initialized, configured) found without a scan, so
+# every command can check the settings table against them.
+ix_ledger_event = Index("ix_ledger_event", ledger.c.event, ledger.c.seq)
 
 # One row: the last ledger entry. Writers lock it (SELECT ... FOR UPDATE on
 # PostgreSQL; BEGIN IMMEDIATE already serializes SQLite), which serializes the
@@ -208,6 +211,10 @@ def _v3(conn: Connection) -> None:
     metadata.create_all(conn, tables=V3_TABLES)
 
 
+def _v4(conn: Connection) -> None:
+    ix_ledger_event.create(conn, checkfirst=True)  # new stores have it from version 1
+
+
 TABLES = [*V1_TABLES, ledger_meta, *V3_TABLES]  # every table, in creation order
 ALL_TABLES = TABLES
 
@@ -216,5 +223,6 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "actions, evidence, approvals, executor records, hash-chained ledger", _v1),
     (2, "store identity; ledger hash version 2 (canonical ASCII JSON) for new entries", _v2),
     (3, "settings: the demo marker and the governing config", _v3),
+    (4, "index of ledger events: settings checked against their ledger entries", _v4),
 ]
 LATEST = MIGRATIONS[-1][0]

@@ -426,6 +426,17 @@ class Tx(AuditReads):
                                          "updated_at": row.updated_at,
                                          "updated_by": row.updated_by}
 
+    def store_entries(self) -> tuple[dict[str, Any] | None, bool]:
+        """The details of the last ``configured`` ledger entry (None: no push yet), and
+        whether an ``initialized`` (demo store) entry exists."""
+        cols = s.ledger.c
+        row = self.conn.execute(select(cols.seq, cols.details).where(
+            cols.event == "configured").order_by(cols.seq.desc()).limit(1)).first()
+        demo = self.conn.execute(select(cols.seq).where(
+            cols.event == "initialized").limit(1)).first()
+        configured = None if row is None else {"seq": row.seq, **json.loads(row.details)}
+        return configured, demo is not None
+
     def put_setting(self, key: str, value: Any, at: str, actor: str) -> None:
         """Set a store setting (write transactions only: the caller logs the change)."""
         cols = s.settings.c
