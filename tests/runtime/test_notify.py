@@ -71,6 +71,18 @@ def test_pending_expired_and_failed_are_sent_signed_with_a_link(tmp_path):
     assert "\x1b" not in failed["text"] and "device offline\\e[2J" in failed["text"]
 
 
+def test_a_redo_is_a_new_pending_action_and_is_sent(tmp_path):
+    with webhook() as hook:
+        queue, _ = queue_for(tmp_path, hook.url, events=("pending",))
+        [out] = queue.submit([decision("d1", required=True)], actor="bob")
+        queue.reject([out.action_id], actor="alice", reason="wrong action")
+        created = queue.redo(out.action_id, action_type="restrict_code_execution",
+                             actor="carol")
+        assert notify.flush(10)
+    assert [(m["event"], m["action"]["id"]) for m in bodies(hook)] == [
+        ("pending", out.action_id), ("pending", created.id)]
+
+
 def test_only_the_configured_events_are_sent(tmp_path):
     with webhook() as hook:
         queue, _ = queue_for(tmp_path, hook.url, events=("failed",))

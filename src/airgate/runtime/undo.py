@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airgate.catalog import GLOBAL_ADMIN, ActionSpec, Catalog
 from airgate.errors import PermissionDenied, TransitionError, UsageError
 from airgate.model import Approval, Decision, Evidence
+from airgate.runtime import notify
 from airgate.runtime.clock import format_time, parse_stored_time, time_after
 from airgate.runtime.guards import check_actor, refuse, role_problem, same_type
 from airgate.runtime.ledger import evidence_digest
@@ -158,6 +159,7 @@ def redo(queue: Runtime, action_id: int, *, action_type: str, actor: str,
             created = _create_redo(queue, tx, old, spec, approval, evidence, actor, comment, at)
     if denied is not None:
         raise denied
+    notify.send(queue.config.notifications, "pending", [created])  # after the commit
     return created
 
 
