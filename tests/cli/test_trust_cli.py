@@ -125,6 +125,8 @@ def test_since_out_of_range_is_a_usage_error(box):
     assert result.exit_code == 2 and "out of range" in result.stderr
     result = box.run("actions", "--since", "999999999w")
     assert result.exit_code == 2 and "reaches back before 2000-01-01" in result.stderr
+    result = box.run("history", "--since", "1000000000h")  # past the 9 digits of a span
+    assert result.exit_code == 2 and "reaches back before 2000-01-01" in result.stderr
 
 
 def test_a_demo_store_runs_on_the_pinned_clock(box):

@@ -198,6 +198,10 @@ def parse_since(text: str | None, now: dt.datetime) -> str | None:
     try:
         seconds = parse_duration(text)
     except ValueError:
+        if text.strip()[:-1].isdigit() and text.strip()[-1:] in "smhdw":
+            # A span, only too long to be one: say so rather than "malformed time".
+            raise UsageError(f"--since {text} reaches back before {EARLIEST:%Y-%m-%d}: name"
+                             " a shorter span or a time") from None
         return format_time(parse_time(text))
     if seconds > (now - EARLIEST).total_seconds():
         raise UsageError(f"--since {text} reaches back before {EARLIEST:%Y-%m-%d}: name a"
