@@ -10,6 +10,10 @@ died mid-run without carrying it out twice:
   with a key they have already seen as "report what you did", not "do it again".
   A reconciling request carries ``"reconcile": true``.
 
+An executor that sent a request and got no answer says ``unknown=True``: the action
+stays running and ``tick`` asks again with the same key. A request that never left
+(connection refused, no secret) is a plain failure.
+
 Whatever an executor answers, ``Runtime.execute`` records it: ``output.py``
 turns a report that cannot be stored and hashed as it is into escaped text.
 """
@@ -51,6 +55,11 @@ class ExecResult:
     message: str = ""
     executor: str = "record"
     details: Mapping[str, Any] = field(default_factory=dict)
+    # The request may have reached the service but no answer came (time-out, dropped
+    # connection): whether it acted is unknown. ``Runtime.execute`` then records that and
+    # leaves the action running under its idempotency key for ``tick`` to reconcile,
+    # instead of a failure the service may contradict. Always with ``ok`` False.
+    unknown: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "executor": self.executor, "output": self.output,

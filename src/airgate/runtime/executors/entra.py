@@ -45,6 +45,17 @@ class ApiError(Exception):
     """A call failed: the message is fit for the ledger (no secret, no token)."""
 
 
+class OutcomeUnknown(ApiError):
+    """A request went out and no answer came back (a time-out reading it, a dropped
+    connection): the service may have acted. Not raised for the token request, nor when
+    the connection was never made."""
+
+
+# Raised before a byte of the request left: nothing can have happened.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
+             httpx.UnsupportedProtocol, httpx.ProxyError)
+
+
 @dataclass
 class Client:
     """An app registration's access to one API: token, base URL, retries, sleeping."""
@@ -115,13 +126,14 @@ class Client:
                                headers=headers)
 
     def _send(self, method: str, url: str, *, what: str, data: Mapping[str, str]) -> Any:
-        return self._send_full(method, url, what=what, data=data)[2]
+        # the token request acts on nothing: losing its answer is a plain failure
+        return self._send_full(method, url, what=what, data=data, may_act=False)[2]
 
     def _send_full(self, method: str, url: str, *, what: str,
                    json_body: Mapping[str, Any] | None = None,
                    data: Mapping[str, str] | None = None,
                    params: Mapping[str, str] | None = None,
-                   headers: Mapping[str, str] | None = None,
+                   headers: Mapping[str, str] | None = None, may_act: bool = True,
                    ) -> tuple[int, Mapping[str, str], Any]:
         attempt = 0
         while True:
@@ -131,10 +143,14 @@ class Client:
                 answer = self._http.request(method, url, json=json_body, data=data,
                                            params=params, headers=headers,
                                            timeout=self.timeout)
-            except httpx.TimeoutException:
-                raise ApiError(f"{what}: no answer within {self.timeout:g} s") from None
             except httpx.HTTPError as exc:
-                raise ApiError(f"{what}: network error ({type(exc).__name__})") from None
+                if isinstance(exc, httpx.TimeoutException):
+                    message = f"{what}: no answer within {self.timeout:g} s"
+                else:
+                    message = f"{what}: network error ({type(exc).__name__})"
+                if may_act and not isinstance(exc, _NOT_SENT):
+                    raise OutcomeUnknown(message) from None
+                raise ApiError(message) from None
             status = answer.status_code
             if (status == 429 or status >= 500) and attempt < self.retries:
                 attempt += 1

@@ -17,7 +17,8 @@ with ``accountEnabled: false``, undone by ``accountEnabled: true``;
 
 Every Graph request carries ``client-request-id``, a UUID derived from the run's
 idempotency key. All these requests set a state (or revoke what exists), so a
-reconciled run sends the same request again: its effect is the same as one.
+reconciled run sends the same request again: its effect is the same as one. A request
+that got no answer leaves the action running for that reconciliation.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ from typing import Any
 from urllib.parse import quote
 
 from airgate.runtime.executors.base import ExecRequest, ExecResult
-from airgate.runtime.executors.entra import GRAPH_SCOPE, ApiError, Client, client_from_options
+from airgate.runtime.executors.entra import (
+    GRAPH_SCOPE,
+    ApiError,
+    Client,
+    OutcomeUnknown,
+    client_from_options,
+)
 from airgate.runtime.executors.targets import EMAIL, GUID, NETWORK_MESSAGE_ID, UPN
 
 EMAIL_BASE_URL = "https://graph.microsoft.com/beta"
@@ -59,6 +66,9 @@ class _GraphExecutor:
         try:
             with self.client.session():
                 return self._run(request)
+        except OutcomeUnknown as exc:
+            # the reconciling run sends it again with the same client-request-id
+            return ExecResult(False, None, self.client.scrub(str(exc)), self.name, unknown=True)
         except ApiError as exc:
             return self._fail(self.client.scrub(str(exc)))
 

@@ -9,6 +9,10 @@ What is sent, and how a receiver checks it (docs/runtime.md, "The http executor"
   environment variable the config names, over ``TIMESTAMP + "." + BODY`` (bytes);
 - ``Idempotency-Key``: the run's key, the same on a retry and on a reconciling run.
 
+A request sent without an answer coming back (a time-out reading it, a dropped
+connection) leaves the action running for ``tick`` to send again with that key; a
+connection that could not be made is a failure.
+
 ``deliver`` (signing, the time-out, bounded retries of 429/503, no redirects) is shared
 with the notifier. httpx is imported only when a request is made, so ``import airgate``
 and the commands that send nothing never load it.
@@ -76,7 +80,19 @@ class Answer:
 
 
 class DeliveryError(Exception):
-    """The request got no answer (time-out, refused, DNS): the message names no secret."""
+    """The request got no answer (time-out, refused, DNS): the message names no secret.
+
+    ``unknown`` is True when the request may have been received (it was sent, or partly,
+    and the answer never came): the receiver may have acted on it."""
+
+    def __init__(self, message: str, *, unknown: bool = False) -> None:
+        super().__init__(message)
+        self.unknown = unknown
+
+
+# Raised before a byte of the request left: the receiver cannot have acted.
+_NOT_SENT_NAMES = ("ConnectError", "ConnectTimeout", "PoolTimeout", "UnsupportedProtocol",
+                   "ProxyError")
 
 
 def retry_delay(value: str | None, attempt: int, base: float = BACKOFF) -> float:
@@ -111,7 +127,8 @@ def deliver(url: str, body: bytes, secret: bytes, *, method: str = "POST",
     if not url.startswith(("http://", "https://")):
         raise DeliveryError("only http:// and https:// URLs are allowed")
     host = httpx.URL(url).host
-    late = DeliveryError(f"no answer from {host} within {timeout:g} s")
+    late = f"no answer from {host} within {timeout:g} s"
+    not_sent = tuple(getattr(httpx, name) for name in _NOT_SENT_NAMES)
     deadline = time.monotonic() + timeout
     sent = dict(headers or {})
     answer: Answer | None = None
@@ -133,22 +150,30 @@ def deliver(url: str, body: bytes, secret: bytes, *, method: str = "POST",
                 merged["Idempotency-Key"] = key
             try:
                 answer = _send(client, method, url, body, merged, deadline)
-            except httpx.TimeoutException:
-                raise late from None
             except httpx.HTTPError as exc:
+                unknown = not isinstance(exc, not_sent)
+                if isinstance(exc, httpx.TimeoutException):
+                    raise DeliveryError(late, unknown=unknown) from None
                 raise DeliveryError(f"cannot reach {host}: {type(exc).__name__}"
-                                    f" ({escape(str(exc))[:EXCERPT]})") from None
+                                    f" ({escape(str(exc))[:EXCERPT]})", unknown=unknown) from None
+            except _Late:
+                raise DeliveryError(late, unknown=True) from None
             if answer is None:
-                raise late
+                raise DeliveryError(late)  # the time-out passed before this attempt left
             if answer.status not in RETRY_STATUSES:
                 break
     assert answer is not None
     return answer
 
 
+class _Late(Exception):
+    """The deadline passed while the answer was being read (the request was sent)."""
+
+
 def _send(client: Any, method: str, url: str, body: bytes, headers: dict[str, str],
           deadline: float) -> Answer | None:
-    """One request; None when the deadline passed before its answer was read."""
+    """One request; None when the deadline passed before it was sent, ``_Late`` when it
+    passed while its answer was read."""
     left = deadline - time.monotonic()
     if left <= 0:
         return None
@@ -157,7 +182,7 @@ def _send(client: Any, method: str, url: str, body: bytes, headers: dict[str, st
         truncated = False
         for chunk in response.iter_bytes():
             if time.monotonic() > deadline:
-                return None  # a receiver trickling its answer gets no more time
+                raise _Late  # a receiver trickling its answer gets no more time
             room = MAX_BODY - len(kept)
             if len(chunk) > room:
                 kept += chunk[:room]
@@ -200,7 +225,8 @@ class HttpExecutor:
                              key=request.idempotency_key, timeout=self.timeout,
                              attempts=self.attempts)
         except DeliveryError as exc:
-            return ExecResult(False, None, str(exc), self.name)
+            # unknown: the reconciling run sends it again with the same Idempotency-Key
+            return ExecResult(False, None, str(exc), self.name, unknown=exc.unknown)
         return self._result(answer)
 
     def _result(self, answer: Answer) -> ExecResult:
