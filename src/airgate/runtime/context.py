@@ -9,6 +9,7 @@ the write lock) between a ``started`` entry and a ``completed``/``failed`` one.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from airgate.runtime import notify
 from airgate.runtime.clock import Clock, SystemClock, format_time, time_after
 from airgate.runtime.config import Config
 from airgate.runtime.executors import ExecRequest, ExecResult, Executor, make_executor
+from airgate.runtime.executors.base import PlannedRequest
 from airgate.runtime.executors.output import storable_output, storable_text
 from airgate.runtime.executors.targets import target_from_evidence
 from airgate.runtime.ledger import ActionLedger, fold, stored_problem
@@ -138,6 +140,24 @@ class Runtime:
                     f"{exc.message}; not run yet, left running for `airgate tick`: action"
                     f" {', '.join(map(str, left))}") from exc.__cause__
         return done
+
+    def plan(self, actions: Iterable[ActionRecord]) -> list[list[PlannedRequest] | str]:
+        """What running each action now would send (``approve --dry-run``), under the key
+        its run would get: the HTTP requests, secrets masked, or one line for an executor
+        that sends none. Sends nothing, records nothing."""
+        todo = list(actions)
+        with self.store.read() as tx:
+            targets = {a.id: target_from_evidence(tx.evidence_for(a.id)) for a in todo}
+        out: list[list[PlannedRequest] | str] = []
+        for action in todo:
+            start = self.start_changes(action, "apply", "")
+            running = dataclasses.replace(action, run_key=start["run_key"], operation="apply")
+            executor = self.executor_for(action.action_type)
+            planner = getattr(executor, "plan", None)
+            request = self._request(running, False, targets[action.id])
+            out.append(planner(request) if callable(planner) else
+                       f"{executor.name}: cannot show its requests without running")
+        return out
 
     @staticmethod
     def _request(action: ActionRecord, reconcile: bool,

@@ -66,6 +66,35 @@ class ExecResult:
                 "message": self.message}
 
 
+MASK = "***"
+# Header names whose value is (or derives from) a secret: never shown by a dry run.
+_SECRET_WORDS = ("authorization", "cookie", "secret", "token", "signature", "api-key",
+                 "apikey", "password")
+
+
+def masked_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` with every value that carries a secret replaced by ``***``."""
+    return {name: MASK if any(w in name.lower() for w in _SECRET_WORDS) else value
+            for name, value in headers.items()}
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    """One HTTP request a run would send (``approve --dry-run``), its secrets masked:
+    ``body`` is the JSON body (or the form of a token request), ``note`` says when or how
+    often it is sent."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: Any = None
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "url": self.url, "headers": dict(self.headers),
+                "body": self.body, "note": self.note}
+
+
 class Executor(Protocol):
     name: str
 

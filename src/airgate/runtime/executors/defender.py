@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from airgate.runtime.executors.base import ExecRequest, ExecResult
+from airgate.runtime.executors.base import ExecRequest, ExecResult, PlannedRequest
 from airgate.runtime.executors.entra import (
     DEFENDER_SCOPE,
     ApiError,
@@ -81,7 +81,8 @@ class DefenderExecutor:
         # A reconciling run finds the machine action by the key in its comment, if any.
         return ExecResult(False, output, message, self.name, unknown=True)
 
-    def _run(self, request: ExecRequest) -> ExecResult:
+    def _prepare(self, request: ExecRequest) -> tuple[str, str, str, dict[str, Any]] | ExecResult:
+        """The request to send (segment, type, machine, body), or the failure that stops it."""
         action_type = str(request.action.get("action_type"))
         if action_type == "offboard_device":
             return self._fail("defender_endpoint never offboards a device: offboarding cannot"
@@ -113,6 +114,27 @@ class DefenderExecutor:
                     "StopAndQuarantineFile needs the file's SHA-1 and the evidence has "
                     + ("only a SHA-256" if has256 else "no SHA-1"))
             body["Sha1"] = sha1
+        return segment, kind, machine, body
+
+    def plan(self, request: ExecRequest) -> list[PlannedRequest] | str:
+        """The requests a run would send, secrets masked, without sending any."""
+        prepared = self._prepare(request)
+        if isinstance(prepared, ExecResult):
+            return f"would fail: {prepared.message}"
+        segment, kind, machine, body = prepared
+        first = self.client.plan("POST", f"/api/machines/{quote(machine, safe='')}/{segment}",
+                                 body=body)
+        poll = self.client.plan("GET", "/api/machineactions/{id}")
+        poll = PlannedRequest(poll.method, poll.url, poll.headers, None,
+                              f"every {self.poll_interval:g} s until {', '.join(FINAL)} or"
+                              f" {self.timeout:g} s ({kind})")
+        return [self.client.plan_token(), first, poll]
+
+    def _run(self, request: ExecRequest) -> ExecResult:
+        prepared = self._prepare(request)
+        if isinstance(prepared, ExecResult):
+            return prepared
+        segment, kind, machine, body = prepared
         deadline = time.monotonic() + self.timeout
         earlier = self._earlier(machine, kind, request) if request.reconcile else None
         action: Any = earlier

@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 import httpx
 
+from airgate.runtime.executors.base import MASK, PlannedRequest
 from airgate.runtime.executors.output import storable_text
 
 AUTHORITY = "https://login.microsoftonline.com"
@@ -124,6 +125,25 @@ class Client:
         what = f"{method} {path}"
         return self._send_full(method, url, what=what, json_body=body, params=params,
                                headers=headers)
+
+    def plan(self, method: str, path: str, *, body: Mapping[str, Any] | None = None,
+             request_id: str | None = None) -> PlannedRequest:
+        """The request ``call`` would send, its token masked (nothing is sent)."""
+        headers = {"Authorization": f"Bearer {MASK}", "Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if request_id:
+            headers["client-request-id"] = request_id
+        return PlannedRequest(method, self.base_url.rstrip("/") + path, headers,
+                              None if body is None else dict(body))
+
+    def plan_token(self) -> PlannedRequest:
+        """The token request, its secret masked (sent only when no cached token is valid)."""
+        url = f"{self.authority.rstrip('/')}/{quote(self.tenant_id, safe='')}/oauth2/v2.0/token"
+        form = {"client_id": self.client_id, "scope": self.scope, "client_secret": MASK,
+                "grant_type": "client_credentials"}
+        return PlannedRequest("POST", url, {"Content-Type": "application/x-www-form-urlencoded"},
+                              form, f"unless a token is cached; the secret from {self.secret_env}")
 
     def _send(self, method: str, url: str, *, what: str, data: Mapping[str, str]) -> Any:
         # the token request acts on nothing: losing its answer is a plain failure

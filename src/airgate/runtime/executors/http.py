@@ -23,6 +23,7 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import hmac
+import json
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -30,7 +31,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from airgate.render import escape
-from airgate.runtime.executors.base import ExecRequest, ExecResult
+from airgate.runtime.executors.base import (
+    MASK,
+    ExecRequest,
+    ExecResult,
+    PlannedRequest,
+    masked_headers,
+)
 from airgate.runtime.executors.output import parse_strict_json, storable_text
 
 MAX_BODY = 64 * 1024  # bytes of an answer kept
@@ -111,6 +118,19 @@ def retry_delay(value: str | None, attempt: int, base: float = BACKOFF) -> float
     return float(min(base * 2.0 ** attempt, MAX_WAIT))
 
 
+def request_headers(configured: Mapping[str, str], key: str | None, timestamp: str,
+                    signed: str) -> dict[str, str]:
+    """The headers of one attempt: the configured ones, overridden by airgate's own."""
+    own = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp,
+           SIGNATURE_HEADER: signed, "User-Agent": "airgate"}
+    merged = {k: v for k, v in configured.items() if k.lower() not in {
+        o.lower() for o in (*own, "Idempotency-Key")}}
+    merged.update(own)
+    if key is not None:
+        merged["Idempotency-Key"] = key
+    return merged
+
+
 def deliver(url: str, body: bytes, secret: bytes, *, method: str = "POST",
             headers: Mapping[str, str] | None = None, key: str | None = None,
             timeout: float = 10.0, attempts: int = ATTEMPTS,
@@ -140,14 +160,7 @@ def deliver(url: str, body: bytes, secret: bytes, *, method: str = "POST",
                     break  # no room for another attempt: the last answer stands
                 sleep(delay)
             timestamp = str(int(time.time()))
-            own = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp,
-                   SIGNATURE_HEADER: signature(secret, timestamp, body),
-                   "User-Agent": "airgate"}
-            merged = {k: v for k, v in sent.items() if k.lower() not in {
-                o.lower() for o in (*own, "Idempotency-Key")}}
-            merged.update(own)
-            if key is not None:
-                merged["Idempotency-Key"] = key
+            merged = request_headers(sent, key, timestamp, signature(secret, timestamp, body))
             try:
                 answer = _send(client, method, url, body, merged, deadline)
             except httpx.HTTPError as exc:
@@ -228,6 +241,16 @@ class HttpExecutor:
             # unknown: the reconciling run sends it again with the same Idempotency-Key
             return ExecResult(False, None, str(exc), self.name, unknown=exc.unknown)
         return self._result(answer)
+
+    def plan(self, request: ExecRequest) -> list[PlannedRequest] | str:
+        """The request a run would send, its signature (and any secret header) masked."""
+        headers = request_headers(self.headers, request.idempotency_key, "UNIX-SECONDS",
+                                  "sha256=" + MASK)
+        return [PlannedRequest(self.method, self.url, masked_headers(headers),
+                               json.loads(request.as_json()),
+                               f"signed with the secret from {self.secret_env}; 429 and 503"
+                               f" sent again, {self.attempts} attempts within"
+                               f" {self.timeout:g} s")]
 
     def _result(self, answer: Answer) -> ExecResult:
         text = answer_text(answer)

@@ -15,6 +15,9 @@ class _NotInstalled:
         self.name = name
         self.timeout = timeout
 
+    def plan(self, request: ExecRequest) -> str:
+        return self.run(request).message
+
     def run(self, request: ExecRequest) -> ExecResult:
         return ExecResult(False, None, f"the {self.name} executor needs httpx: pip install"
                           " 'airgate[executors]'", self.name)
