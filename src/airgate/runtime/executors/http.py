@@ -1,6 +1,6 @@
 """The ``http`` executor: the request as signed JSON to a configured URL (a SOAR, a ticket).
 
-What is sent, and how a receiver checks it (docs/runtime.md, "The http executor"):
+What is sent, and how a receiver checks it (docs/executors.md, "The http executor"):
 
 - the body is exactly ``ExecRequest.as_json()`` (UTF-8): evidence travels only in it,
   never in the URL or a header, which come from the config alone;
