@@ -86,3 +86,45 @@ def test_without_any_config_every_action_is_recorded(tmp_path, monkeypatch):
     result = run(tmp_path, "executors", "check")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines()[0] == "executors from: no config: all recorded"
+
+
+def test_approve_says_an_unanswered_request_is_left_running_for_tick(tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Drop(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # read the request, then hang up without an answer
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.close_connection = True
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Drop)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/soar"
+        config = write(tmp_path, "airgate.yaml", f"  isolate_device:\n    type: http\n"
+                       f"    url: {url}\n    secret_env: AIRGATE_TEST_HOOK\n")
+        (tmp_path / "policy.yaml").write_text(
+            "apiVersion: airgate/v1\nkind: Policy\nmetadata: {name: t}\nspec:\n  rules:\n"
+            "    - id: t.isolate\n      match: {verdict: malicious, entity: device}\n"
+            "      action: isolate_device\n      approval: {required: true}\n")
+        (tmp_path / "ev.json").write_text(json.dumps({
+            "apiVersion": "airgate/v1", "kind": "Investigation", "id": "inv-1",
+            "evidence": [{"type": "device", "verdict": "malicious", "name": "ws1",
+                          "fields": {"mdeDeviceId": "d" * 40}}]}))
+        env = {"AIRGATE_CONFIG": str(config), "AIRGATE_TEST_HOOK": "hook-secret"}
+        made = run(tmp_path, "submit", str(tmp_path / "ev.json"), "--policy",
+                   str(tmp_path / "policy.yaml"), "--actor", "bob", **env)
+        assert made.exit_code == 0, made.stderr
+        done = run(tmp_path, "approve", "1", "--actor", "alice", **env)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert done.exit_code == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "action 1 (isolate_device on device ws1): approved; outcome unknown (no answer from"
+        " the executor): left running under airgate:1:apply:2 for `airgate tick` to reconcile"]
