@@ -37,6 +37,7 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     raw: bytes | None = None
     delay: float = 0.0  # seconds before answering (a slow service)
+    drop: bool = False  # read the request, then close the connection without answering
 
 
 class Fake:
@@ -84,6 +85,9 @@ def _handler(fake: Fake) -> type[BaseHTTPRequestHandler]:
                         {k.lower(): v for k, v in self.headers.items()}, body)
             fake.seen.append(seen)
             answer = fake.answer(seen)
+            if answer.drop:
+                self.close_connection = True
+                return
             if answer.delay:
                 time.sleep(answer.delay)
             data = answer.raw if answer.raw is not None else (

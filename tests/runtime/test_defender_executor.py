@@ -327,17 +327,3 @@ def test_a_poll_that_fails_still_names_the_machine_action(tmp_path, fake):
 
 def queue_ledger_output(tmp_path: Any) -> Any:
     return failed_ledger(tmp_path)[-1].details["result"]["output"]
-
-
-@pytest.mark.slow
-def test_a_service_that_does_not_answer_in_time_fails_the_action(tmp_path, fake):
-    fake.on("POST", f"/api/machines/{DEV}/isolate",
-            Answer(201, machine_action("Succeeded"), delay=1.5))
-    config = Config(users=USERS, automation=frozenset({"bob"}), executors={
-        "isolate_device": ExecutorConfig("defender_endpoint", timeout=1,
-                                         options=options(fake, poll_interval=0))})
-    queue, _ = make_queue(tmp_path, config=config)
-    queue.submit([device()], actor="bob")
-    [failed] = queue.approve([1], actor="alice")
-    assert failed.status == "failed"
-    assert failed.error == f"POST /api/machines/{DEV}/isolate: no answer within 1 s"

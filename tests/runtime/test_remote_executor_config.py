@@ -137,8 +137,8 @@ def test_import_airgate_and_the_cli_load_no_httpx():
 
 
 def test_the_documented_example_config_is_valid(tmp_path):
-    docs = (Path(__file__).resolve().parents[2] / "docs" / "runtime.md").read_text()
-    example = docs.split("### The Microsoft executors\n\n```yaml\n", 1)[1].split("```", 1)[0]
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "executors.md").read_text()
+    example = docs.split("## The Microsoft executors\n\n```yaml\n", 1)[1].split("```", 1)[0]
     path = tmp_path / "airgate.yaml"
     path.write_text(example)
     config = load_config(str(path))

@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "status": "status",
     "init": "init",
     "config": "config",
+    "executors": "executors",
 }
 
 

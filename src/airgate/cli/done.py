@@ -42,6 +42,9 @@ def _approved(a: ActionRecord, approvers: Sequence[str], first: ActionRecord | N
         return f"{subject(a)}: approved, not carried out again: duplicate of {dup}"
     if a.status == "failed":
         return f"{subject(a)}: approved and carried out: failed: {a.error or 'no reason given'}"
+    if a.status == "running":  # the executor's request got no answer (or its outcome was lost)
+        return (f"{subject(a)}: approved; outcome unknown (no answer from the executor): left"
+                f" running under {a.run_key} for `airgate tick` to reconcile")
     return f"{subject(a)}: approved and carried out: {a.status}"
 
 

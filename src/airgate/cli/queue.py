@@ -227,15 +227,23 @@ def _chosen(queue: Any, ids: tuple[int, ...], investigation: str | None,
 @_ids_command("approve", "Approve pending actions (several only of one action type), by id or"
               " by --investigation with --action-type.")
 @click.option("--comment", help="Why (required when the policy says require_comment).")
+@click.option("--dry-run", is_flag=True,
+              help="Show the requests the executor would send (secrets masked); approve,"
+                   " send and record nothing.")
 @_bulk_options
 @_fmt("text", "table", "json")
 @actor_option
 @db_options
-def approve(ids: tuple[int, ...], comment: str | None, investigation: str | None,
-            action_type: str | None, fmt: str, actor: str | None, db: str | None,
-            config_path: str | None) -> None:
-    queue = open_queue(db, config_path)
+def approve(ids: tuple[int, ...], comment: str | None, dry_run: bool,
+            investigation: str | None, action_type: str | None, fmt: str, actor: str | None,
+            db: str | None, config_path: str | None) -> None:
+    queue = open_queue(db, config_path, maintain=not dry_run)
     chosen = _chosen(queue, ids, investigation, action_type, "approve")
+    if dry_run:
+        from airgate.cli.dryrun import show
+
+        show(queue, chosen, "json" if fmt == "json" else "text")
+        return
     done = queue.approve(chosen, actor=acting(queue, actor), comment=comment)
     if fmt == "text":
         from airgate.cli.done import say_approved

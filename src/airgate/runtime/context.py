@@ -9,6 +9,7 @@ the write lock) between a ``started`` entry and a ``completed``/``failed`` one.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from airgate.runtime import notify
 from airgate.runtime.clock import Clock, SystemClock, format_time, time_after
 from airgate.runtime.config import Config
 from airgate.runtime.executors import ExecRequest, ExecResult, Executor, make_executor
+from airgate.runtime.executors.base import PlannedRequest
 from airgate.runtime.executors.output import storable_output, storable_text
 from airgate.runtime.executors.targets import target_from_evidence
 from airgate.runtime.ledger import ActionLedger, fold, stored_problem
@@ -100,6 +102,8 @@ class Runtime:
         Whatever an executor answers or raises, its outcome is recorded. Only the store
         failing to record it leaves an action running: then :class:`OutcomeNotRecorded`
         says so, and ``tick`` finishes the run later under the same idempotency key.
+        An executor whose request got no answer (``ExecResult.unknown``) leaves it
+        running too: an ``outcome_unknown`` entry says so, and ``tick`` reconciles it.
         An action whose stored state the ledger does not vouch for (started with this run
         key and, to apply, approved by the ledgered quorum) is not run: a ``refused`` entry
         says why and the action is left as it is."""
@@ -121,6 +125,10 @@ class Runtime:
             except Exception as exc:  # an executor bug must not leave the action running
                 result = ExecResult(False, None, f"executor error: {exc}", name)
             try:
+                if result.unknown:
+                    done.append(self._leave_running(action, result, actor=actor,
+                                                    reconcile=reconcile))
+                    continue
                 done.append(self._finish(action, result, actor=actor, reconcile=reconcile,
                                          event_done=event_done))
             except OutcomeNotRecorded as exc:
@@ -132,6 +140,24 @@ class Runtime:
                     f"{exc.message}; not run yet, left running for `airgate tick`: action"
                     f" {', '.join(map(str, left))}") from exc.__cause__
         return done
+
+    def plan(self, actions: Iterable[ActionRecord]) -> list[list[PlannedRequest] | str]:
+        """What running each action now would send (``approve --dry-run``), under the key
+        its run would get: the HTTP requests, secrets masked, or one line for an executor
+        that sends none. Sends nothing, records nothing."""
+        todo = list(actions)
+        with self.store.read() as tx:
+            targets = {a.id: target_from_evidence(tx.evidence_for(a.id)) for a in todo}
+        out: list[list[PlannedRequest] | str] = []
+        for action in todo:
+            start = self.start_changes(action, "apply", "")
+            running = dataclasses.replace(action, run_key=start["run_key"], operation="apply")
+            executor = self.executor_for(action.action_type)
+            planner = getattr(executor, "plan", None)
+            request = self._request(running, False, targets[action.id])
+            out.append(planner(request) if callable(planner) else
+                       f"{executor.name}: cannot show its requests without running")
+        return out
 
     @staticmethod
     def _request(action: ActionRecord, reconcile: bool,
@@ -181,6 +207,34 @@ class Runtime:
             f"action {action.id}: the executor ran ({outcome}) but its outcome could not be"
             f" recorded: {storable_text(failure)}. It stays running under idempotency key"
             f" {action.run_key}; `airgate tick` finishes it with that key") from failure
+
+    def _leave_running(self, action: ActionRecord, result: ExecResult, *, actor: str,
+                       reconcile: bool) -> ActionRecord:
+        """The request may have been carried out: recording a failure could contradict the
+        service, so the action stays running under its key and the ledger says why."""
+        message = storable_text(result.message)
+        details: dict[str, Any] = {
+            "operation": action.operation, "idempotency_key": action.run_key,
+            "result": {"ok": False, "outcome": "unknown",
+                       "executor": storable_text(result.executor),
+                       "output": storable_output(result.output), "message": message}}
+        if reconcile:
+            details["reconciled"] = True
+        try:
+            with self.store.write() as tx:
+                current = tx.get_action(action.id)
+                if current is None or current.status != RUNNING or (
+                        current.run_key != action.run_key):
+                    return current or action  # someone else (a reconciling tick) finished it
+                tx.log(LedgerEvent("outcome_unknown", actor, action.id, RUNNING, RUNNING,
+                                   f"outcome unknown, left running for `airgate tick`:"
+                                   f" {message}", details), at=format_time(self.now()))
+        except Exception as exc:
+            raise OutcomeNotRecorded(
+                f"action {action.id}: the executor got no answer and that could not be"
+                f" recorded: {storable_text(exc)}. It stays running under idempotency key"
+                f" {action.run_key}; `airgate tick` finishes it with that key") from exc
+        return current
 
     def _record(self, action: ActionRecord, result: ExecResult, *, actor: str, reconcile: bool,
                 event_done: str | None, note: str | None = None) -> ActionRecord:

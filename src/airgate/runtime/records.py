@@ -60,6 +60,7 @@ def check_transition(action: ActionRecord, target: str, verb: str) -> None:
 EVENTS = (
     "created", "merged", "approved", "rejected", "expired", "deduplicated", "started",
     "completed", "failed", "undone", "superseded", "refused", "reverted", "reconciled",
+    "outcome_unknown",  # an executor's request got no answer: the action stays running
     "initialized", "configured",  # store-wide, no action: a demo store; a pushed config
 )
 

@@ -10,6 +10,10 @@ died mid-run without carrying it out twice:
   with a key they have already seen as "report what you did", not "do it again".
   A reconciling request carries ``"reconcile": true``.
 
+An executor that sent a request and got no answer says ``unknown=True``: the action
+stays running and ``tick`` asks again with the same key. A request that never left
+(connection refused, no secret) is a plain failure.
+
 Whatever an executor answers, ``Runtime.execute`` records it: ``output.py``
 turns a report that cannot be stored and hashed as it is into escaped text.
 """
@@ -51,10 +55,44 @@ class ExecResult:
     message: str = ""
     executor: str = "record"
     details: Mapping[str, Any] = field(default_factory=dict)
+    # The request may have reached the service but no answer came (time-out, dropped
+    # connection): whether it acted is unknown. ``Runtime.execute`` then records that and
+    # leaves the action running under its idempotency key for ``tick`` to reconcile,
+    # instead of a failure the service may contradict. Always with ``ok`` False.
+    unknown: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "executor": self.executor, "output": self.output,
                 "message": self.message}
+
+
+MASK = "***"
+# Header names whose value is (or derives from) a secret: never shown by a dry run.
+_SECRET_WORDS = ("authorization", "cookie", "secret", "token", "signature", "api-key",
+                 "apikey", "password")
+
+
+def masked_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` with every value that carries a secret replaced by ``***``."""
+    return {name: MASK if any(w in name.lower() for w in _SECRET_WORDS) else value
+            for name, value in headers.items()}
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    """One HTTP request a run would send (``approve --dry-run``), its secrets masked:
+    ``body`` is the JSON body (or the form of a token request), ``note`` says when or how
+    often it is sent."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: Any = None
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "url": self.url, "headers": dict(self.headers),
+                "body": self.body, "note": self.note}
 
 
 class Executor(Protocol):

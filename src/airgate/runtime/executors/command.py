@@ -14,6 +14,7 @@ import contextlib
 import os
 import select
 import selectors
+import shlex
 import signal
 import subprocess
 import time
@@ -129,6 +130,11 @@ class CommandExecutor:
             raise ValueError("a command executor needs an argv")
         self.argv = list(argv)
         self.timeout = timeout
+
+    def plan(self, request: ExecRequest) -> str:
+        """What a run would do, in one line (it starts nothing)."""
+        return (f"command: would run {shlex.join(self.argv)} (no shell) with the request as"
+                f" JSON on stdin, key {request.idempotency_key}, time-out {self.timeout:g} s")
 
     def run(self, request: ExecRequest) -> ExecResult:
         data = request.as_json().encode("utf-8")

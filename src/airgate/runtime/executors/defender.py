@@ -7,7 +7,9 @@ it is ``Succeeded``, ``Failed``, ``Cancelled`` or ``TimeOut``, or the executor's
 time-out passes. The result (and so the ledger) holds the machine action id and its
 last status. A reconciled run first looks for the machine action of the earlier run
 (``GET /api/machineactions?$filter=machineId eq '...' and type eq '...'``, then the key
-in ``requestorComment``) and reports it instead of sending a second one.
+in ``requestorComment``) and reports it instead of sending a second one. A request
+that got no answer (time-out, dropped connection) leaves the action running for that
+reconciliation (``ExecResult.unknown``) rather than failing it.
 
 ``offboard_device`` is never carried out: offboarding cannot be undone from the API.
 """
@@ -19,8 +21,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from airgate.runtime.executors.base import ExecRequest, ExecResult
-from airgate.runtime.executors.entra import DEFENDER_SCOPE, ApiError, Client, client_from_options
+from airgate.runtime.executors.base import ExecRequest, ExecResult, PlannedRequest
+from airgate.runtime.executors.entra import (
+    DEFENDER_SCOPE,
+    ApiError,
+    Client,
+    OutcomeUnknown,
+    client_from_options,
+)
 from airgate.runtime.executors.targets import HEX40, HEX64
 
 BASE_URL = "https://api.securitycenter.microsoft.com"
@@ -61,13 +69,20 @@ class DefenderExecutor:
         try:
             with self.client.session():
                 return self._run(request)
+        except OutcomeUnknown as exc:
+            return self._unknown(self.client.scrub(str(exc)))
         except ApiError as exc:
             return self._fail(self.client.scrub(str(exc)))
 
     def _fail(self, message: str, output: Any = None) -> ExecResult:
         return ExecResult(False, output, message, self.name)
 
-    def _run(self, request: ExecRequest) -> ExecResult:
+    def _unknown(self, message: str, output: Any = None) -> ExecResult:
+        # A reconciling run finds the machine action by the key in its comment, if any.
+        return ExecResult(False, output, message, self.name, unknown=True)
+
+    def _prepare(self, request: ExecRequest) -> tuple[str, str, str, dict[str, Any]] | ExecResult:
+        """The request to send (segment, type, machine, body), or the failure that stops it."""
         action_type = str(request.action.get("action_type"))
         if action_type == "offboard_device":
             return self._fail("defender_endpoint never offboards a device: offboarding cannot"
@@ -99,6 +114,27 @@ class DefenderExecutor:
                     "StopAndQuarantineFile needs the file's SHA-1 and the evidence has "
                     + ("only a SHA-256" if has256 else "no SHA-1"))
             body["Sha1"] = sha1
+        return segment, kind, machine, body
+
+    def plan(self, request: ExecRequest) -> list[PlannedRequest] | str:
+        """The requests a run would send, secrets masked, without sending any."""
+        prepared = self._prepare(request)
+        if isinstance(prepared, ExecResult):
+            return f"would fail: {prepared.message}"
+        segment, kind, machine, body = prepared
+        first = self.client.plan("POST", f"/api/machines/{quote(machine, safe='')}/{segment}",
+                                 body=body)
+        poll = self.client.plan("GET", "/api/machineactions/{id}")
+        poll = PlannedRequest(poll.method, poll.url, poll.headers, None,
+                              f"every {self.poll_interval:g} s until {', '.join(FINAL)} or"
+                              f" {self.timeout:g} s ({kind})")
+        return [self.client.plan_token(), first, poll]
+
+    def _run(self, request: ExecRequest) -> ExecResult:
+        prepared = self._prepare(request)
+        if isinstance(prepared, ExecResult):
+            return prepared
+        segment, kind, machine, body = prepared
         deadline = time.monotonic() + self.timeout
         earlier = self._earlier(machine, kind, request) if request.reconcile else None
         action: Any = earlier
@@ -147,6 +183,10 @@ class DefenderExecutor:
             try:
                 _, _, answer = self.client.call(
                     "GET", f"/api/machineactions/{quote(action_id, safe='')}")
+            except OutcomeUnknown as exc:
+                return self._unknown(f"{self.client.scrub(str(exc))} (machine action"
+                                     f" {action_id} was {status})",
+                                     _output(action_id, kind, machine, status, replayed))
             except ApiError as exc:
                 # The action was sent: the failure must still name it, for a person to follow.
                 return self._fail(f"{self.client.scrub(str(exc))} (machine action {action_id}"

@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 import httpx
 
+from airgate.runtime.executors.base import MASK, PlannedRequest
 from airgate.runtime.executors.output import storable_text
 
 AUTHORITY = "https://login.microsoftonline.com"
@@ -43,6 +44,17 @@ _LOCK = threading.Lock()
 
 class ApiError(Exception):
     """A call failed: the message is fit for the ledger (no secret, no token)."""
+
+
+class OutcomeUnknown(ApiError):
+    """A request went out and no answer came back (a time-out reading it, a dropped
+    connection): the service may have acted. Not raised for the token request, nor when
+    the connection was never made."""
+
+
+# Raised before a byte of the request left: nothing can have happened.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
+             httpx.UnsupportedProtocol, httpx.ProxyError)
 
 
 @dataclass
@@ -114,14 +126,34 @@ class Client:
         return self._send_full(method, url, what=what, json_body=body, params=params,
                                headers=headers)
 
+    def plan(self, method: str, path: str, *, body: Mapping[str, Any] | None = None,
+             request_id: str | None = None) -> PlannedRequest:
+        """The request ``call`` would send, its token masked (nothing is sent)."""
+        headers = {"Authorization": f"Bearer {MASK}", "Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if request_id:
+            headers["client-request-id"] = request_id
+        return PlannedRequest(method, self.base_url.rstrip("/") + path, headers,
+                              None if body is None else dict(body))
+
+    def plan_token(self) -> PlannedRequest:
+        """The token request, its secret masked (sent only when no cached token is valid)."""
+        url = f"{self.authority.rstrip('/')}/{quote(self.tenant_id, safe='')}/oauth2/v2.0/token"
+        form = {"client_id": self.client_id, "scope": self.scope, "client_secret": MASK,
+                "grant_type": "client_credentials"}
+        return PlannedRequest("POST", url, {"Content-Type": "application/x-www-form-urlencoded"},
+                              form, f"unless a token is cached; the secret from {self.secret_env}")
+
     def _send(self, method: str, url: str, *, what: str, data: Mapping[str, str]) -> Any:
-        return self._send_full(method, url, what=what, data=data)[2]
+        # the token request acts on nothing: losing its answer is a plain failure
+        return self._send_full(method, url, what=what, data=data, may_act=False)[2]
 
     def _send_full(self, method: str, url: str, *, what: str,
                    json_body: Mapping[str, Any] | None = None,
                    data: Mapping[str, str] | None = None,
                    params: Mapping[str, str] | None = None,
-                   headers: Mapping[str, str] | None = None,
+                   headers: Mapping[str, str] | None = None, may_act: bool = True,
                    ) -> tuple[int, Mapping[str, str], Any]:
         attempt = 0
         while True:
@@ -131,10 +163,14 @@ class Client:
                 answer = self._http.request(method, url, json=json_body, data=data,
                                            params=params, headers=headers,
                                            timeout=self.timeout)
-            except httpx.TimeoutException:
-                raise ApiError(f"{what}: no answer within {self.timeout:g} s") from None
             except httpx.HTTPError as exc:
-                raise ApiError(f"{what}: network error ({type(exc).__name__})") from None
+                if isinstance(exc, httpx.TimeoutException):
+                    message = f"{what}: no answer within {self.timeout:g} s"
+                else:
+                    message = f"{what}: network error ({type(exc).__name__})"
+                if may_act and not isinstance(exc, _NOT_SENT):
+                    raise OutcomeUnknown(message) from None
+                raise ApiError(message) from None
             status = answer.status_code
             if (status == 429 or status >= 500) and attempt < self.retries:
                 attempt += 1

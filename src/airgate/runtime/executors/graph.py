@@ -17,7 +17,8 @@ with ``accountEnabled: false``, undone by ``accountEnabled: true``;
 
 Every Graph request carries ``client-request-id``, a UUID derived from the run's
 idempotency key. All these requests set a state (or revoke what exists), so a
-reconciled run sends the same request again: its effect is the same as one.
+reconciled run sends the same request again: its effect is the same as one. A request
+that got no answer leaves the action running for that reconciliation.
 """
 
 from __future__ import annotations
@@ -27,8 +28,14 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from airgate.runtime.executors.base import ExecRequest, ExecResult
-from airgate.runtime.executors.entra import GRAPH_SCOPE, ApiError, Client, client_from_options
+from airgate.runtime.executors.base import ExecRequest, ExecResult, PlannedRequest
+from airgate.runtime.executors.entra import (
+    GRAPH_SCOPE,
+    ApiError,
+    Client,
+    OutcomeUnknown,
+    client_from_options,
+)
 from airgate.runtime.executors.targets import EMAIL, GUID, NETWORK_MESSAGE_ID, UPN
 
 EMAIL_BASE_URL = "https://graph.microsoft.com/beta"
@@ -59,14 +66,30 @@ class _GraphExecutor:
         try:
             with self.client.session():
                 return self._run(request)
+        except OutcomeUnknown as exc:
+            # the reconciling run sends it again with the same client-request-id
+            return ExecResult(False, None, self.client.scrub(str(exc)), self.name, unknown=True)
         except ApiError as exc:
             return self._fail(self.client.scrub(str(exc)))
 
     def _fail(self, message: str, output: Any = None) -> ExecResult:
         return ExecResult(False, output, message, self.name)
 
+    def _prepare(self, request: ExecRequest) -> tuple[str, str, dict[str, Any] | None] | ExecResult:
+        """The request to send (method, path, JSON body), or the failure that stops it."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
     def _run(self, request: ExecRequest) -> ExecResult:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def plan(self, request: ExecRequest) -> list[PlannedRequest] | str:
+        """The requests a run would send, secrets masked, without sending any."""
+        prepared = self._prepare(request)
+        if isinstance(prepared, ExecResult):
+            return f"would fail: {prepared.message}"
+        method, path, body = prepared
+        return [self.client.plan_token(), self.client.plan(
+            method, path, body=body, request_id=request_id(request.idempotency_key))]
 
 
 class GraphEmailExecutor(_GraphExecutor):
@@ -78,7 +101,7 @@ class GraphEmailExecutor(_GraphExecutor):
         super().__init__(client, timeout=timeout)
         self.severity = severity
 
-    def _run(self, request: ExecRequest) -> ExecResult:
+    def _prepare(self, request: ExecRequest) -> tuple[str, str, dict[str, Any] | None] | ExecResult:
         action_type = str(request.action.get("action_type"))
         if request.operation == "undo":
             return self._fail(f"{action_type} has no undo: move the message back with a new"
@@ -102,6 +125,17 @@ class GraphEmailExecutor(_GraphExecutor):
             "remediateSendersCopy": False,
             "analyzedEmails": [{"networkMessageId": nmid, "recipientEmailAddress": recipient}],
         }
+        return "POST", REMEDIATE, body
+
+    def _run(self, request: ExecRequest) -> ExecResult:
+        prepared = self._prepare(request)
+        if isinstance(prepared, ExecResult):
+            return prepared
+        _, _, body = prepared
+        assert body is not None
+        action = str(body["action"])
+        [email] = body["analyzedEmails"]
+        nmid, recipient = email["networkMessageId"], email["recipientEmailAddress"]
         status, headers, _ = self.client.call(
             "POST", REMEDIATE, body=body, request_id=request_id(request.idempotency_key))
         output = {"action": action, "network_message_id": nmid, "recipient": recipient,
@@ -125,7 +159,7 @@ class GraphIdentityExecutor(_GraphExecutor):
 
     name = "graph_identity"
 
-    def _run(self, request: ExecRequest) -> ExecResult:
+    def _prepare(self, request: ExecRequest) -> tuple[str, str, dict[str, Any] | None] | ExecResult:
         action_type = str(request.action.get("action_type"))
         undo = request.operation == "undo"
         if undo and request.action.get("undo_action") != "enable_user":
@@ -137,21 +171,30 @@ class GraphIdentityExecutor(_GraphExecutor):
             return self._fail("the evidence names no Entra identity (object id or UPN) for"
                               " this user: a local account cannot be acted on in Entra ID")
         path = f"/users/{quote(user, safe='@')}"
-        rid = request_id(request.idempotency_key)
         if action_type == "revoke_sessions":
-            status, _, answer = self.client.call("POST", f"{path}/revokeSignInSessions",
-                                                 request_id=rid)
+            return "POST", f"{path}/revokeSignInSessions", None
+        if action_type == "disable_user":
+            return "PATCH", path, {"accountEnabled": undo}
+        return "PATCH", path, {"passwordProfile": {"forceChangePasswordNextSignIn": True}}
+
+    def _run(self, request: ExecRequest) -> ExecResult:
+        prepared = self._prepare(request)
+        if isinstance(prepared, ExecResult):
+            return prepared
+        method, path, body = prepared
+        user = _user(request)
+        action_type = str(request.action.get("action_type"))
+        undo = request.operation == "undo"
+        status, _, answer = self.client.call(method, path, body=body,
+                                             request_id=request_id(request.idempotency_key))
+        if body is None:
             value = answer.get("value") if isinstance(answer, Mapping) else None
             if value is not True:
                 return self._fail(f"revokeSignInSessions answered {status} without"
                                   " value: true", {"user": user, "http_status": status})
             change: dict[str, Any] = {"revokeSignInSessions": True}
-        elif action_type == "disable_user":
-            change = {"accountEnabled": undo}
-            status, _, _ = self.client.call("PATCH", path, body=change, request_id=rid)
         else:
-            change = {"passwordProfile": {"forceChangePasswordNextSignIn": True}}
-            status, _, _ = self.client.call("PATCH", path, body=change, request_id=rid)
+            change = body
         output = {"user": user, "http_status": status, "change": change}
         return ExecResult(True, output, f"{'undone' if undo else action_type}: user {user}"
                           f" ({status})", self.name)

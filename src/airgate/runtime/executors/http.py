@@ -1,6 +1,6 @@
 """The ``http`` executor: the request as signed JSON to a configured URL (a SOAR, a ticket).
 
-What is sent, and how a receiver checks it (docs/runtime.md, "The http executor"):
+What is sent, and how a receiver checks it (docs/executors.md, "The http executor"):
 
 - the body is exactly ``ExecRequest.as_json()`` (UTF-8): evidence travels only in it,
   never in the URL or a header, which come from the config alone;
@@ -8,6 +8,10 @@ What is sent, and how a receiver checks it (docs/runtime.md, "The http executor"
 - ``X-Airgate-Signature: sha256=HEX``: HMAC-SHA256, keyed with the secret from the
   environment variable the config names, over ``TIMESTAMP + "." + BODY`` (bytes);
 - ``Idempotency-Key``: the run's key, the same on a retry and on a reconciling run.
+
+A request sent without an answer coming back (a time-out reading it, a dropped
+connection) leaves the action running for ``tick`` to send again with that key; a
+connection that could not be made is a failure.
 
 ``deliver`` (signing, the time-out, bounded retries of 429/503, no redirects) is shared
 with the notifier. httpx is imported only when a request is made, so ``import airgate``
@@ -19,6 +23,7 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import hmac
+import json
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -26,7 +31,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from airgate.render import escape
-from airgate.runtime.executors.base import ExecRequest, ExecResult
+from airgate.runtime.executors.base import (
+    MASK,
+    ExecRequest,
+    ExecResult,
+    PlannedRequest,
+    masked_headers,
+)
 from airgate.runtime.executors.output import parse_strict_json, storable_text
 
 MAX_BODY = 64 * 1024  # bytes of an answer kept
@@ -76,7 +87,19 @@ class Answer:
 
 
 class DeliveryError(Exception):
-    """The request got no answer (time-out, refused, DNS): the message names no secret."""
+    """The request got no answer (time-out, refused, DNS): the message names no secret.
+
+    ``unknown`` is True when the request may have been received (it was sent, or partly,
+    and the answer never came): the receiver may have acted on it."""
+
+    def __init__(self, message: str, *, unknown: bool = False) -> None:
+        super().__init__(message)
+        self.unknown = unknown
+
+
+# Raised before a byte of the request left: the receiver cannot have acted.
+_NOT_SENT_NAMES = ("ConnectError", "ConnectTimeout", "PoolTimeout", "UnsupportedProtocol",
+                   "ProxyError")
 
 
 def retry_delay(value: str | None, attempt: int, base: float = BACKOFF) -> float:
@@ -95,6 +118,19 @@ def retry_delay(value: str | None, attempt: int, base: float = BACKOFF) -> float
     return float(min(base * 2.0 ** attempt, MAX_WAIT))
 
 
+def request_headers(configured: Mapping[str, str], key: str | None, timestamp: str,
+                    signed: str) -> dict[str, str]:
+    """The headers of one attempt: the configured ones, overridden by airgate's own."""
+    own = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp,
+           SIGNATURE_HEADER: signed, "User-Agent": "airgate"}
+    merged = {k: v for k, v in configured.items() if k.lower() not in {
+        o.lower() for o in (*own, "Idempotency-Key")}}
+    merged.update(own)
+    if key is not None:
+        merged["Idempotency-Key"] = key
+    return merged
+
+
 def deliver(url: str, body: bytes, secret: bytes, *, method: str = "POST",
             headers: Mapping[str, str] | None = None, key: str | None = None,
             timeout: float = 10.0, attempts: int = ATTEMPTS,
@@ -111,7 +147,8 @@ def deliver(url: str, body: bytes, secret: bytes, *, method: str = "POST",
     if not url.startswith(("http://", "https://")):
         raise DeliveryError("only http:// and https:// URLs are allowed")
     host = httpx.URL(url).host
-    late = DeliveryError(f"no answer from {host} within {timeout:g} s")
+    late = f"no answer from {host} within {timeout:g} s"
+    not_sent = tuple(getattr(httpx, name) for name in _NOT_SENT_NAMES)
     deadline = time.monotonic() + timeout
     sent = dict(headers or {})
     answer: Answer | None = None
@@ -123,32 +160,33 @@ def deliver(url: str, body: bytes, secret: bytes, *, method: str = "POST",
                     break  # no room for another attempt: the last answer stands
                 sleep(delay)
             timestamp = str(int(time.time()))
-            own = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp,
-                   SIGNATURE_HEADER: signature(secret, timestamp, body),
-                   "User-Agent": "airgate"}
-            merged = {k: v for k, v in sent.items() if k.lower() not in {
-                o.lower() for o in (*own, "Idempotency-Key")}}
-            merged.update(own)
-            if key is not None:
-                merged["Idempotency-Key"] = key
+            merged = request_headers(sent, key, timestamp, signature(secret, timestamp, body))
             try:
                 answer = _send(client, method, url, body, merged, deadline)
-            except httpx.TimeoutException:
-                raise late from None
             except httpx.HTTPError as exc:
+                unknown = not isinstance(exc, not_sent)
+                if isinstance(exc, httpx.TimeoutException):
+                    raise DeliveryError(late, unknown=unknown) from None
                 raise DeliveryError(f"cannot reach {host}: {type(exc).__name__}"
-                                    f" ({escape(str(exc))[:EXCERPT]})") from None
+                                    f" ({escape(str(exc))[:EXCERPT]})", unknown=unknown) from None
+            except _Late:
+                raise DeliveryError(late, unknown=True) from None
             if answer is None:
-                raise late
+                raise DeliveryError(late)  # the time-out passed before this attempt left
             if answer.status not in RETRY_STATUSES:
                 break
     assert answer is not None
     return answer
 
 
+class _Late(Exception):
+    """The deadline passed while the answer was being read (the request was sent)."""
+
+
 def _send(client: Any, method: str, url: str, body: bytes, headers: dict[str, str],
           deadline: float) -> Answer | None:
-    """One request; None when the deadline passed before its answer was read."""
+    """One request; None when the deadline passed before it was sent, ``_Late`` when it
+    passed while its answer was read."""
     left = deadline - time.monotonic()
     if left <= 0:
         return None
@@ -157,7 +195,7 @@ def _send(client: Any, method: str, url: str, body: bytes, headers: dict[str, st
         truncated = False
         for chunk in response.iter_bytes():
             if time.monotonic() > deadline:
-                return None  # a receiver trickling its answer gets no more time
+                raise _Late  # a receiver trickling its answer gets no more time
             room = MAX_BODY - len(kept)
             if len(chunk) > room:
                 kept += chunk[:room]
@@ -200,8 +238,19 @@ class HttpExecutor:
                              key=request.idempotency_key, timeout=self.timeout,
                              attempts=self.attempts)
         except DeliveryError as exc:
-            return ExecResult(False, None, str(exc), self.name)
+            # unknown: the reconciling run sends it again with the same Idempotency-Key
+            return ExecResult(False, None, str(exc), self.name, unknown=exc.unknown)
         return self._result(answer)
+
+    def plan(self, request: ExecRequest) -> list[PlannedRequest] | str:
+        """The request a run would send, its signature (and any secret header) masked."""
+        headers = request_headers(self.headers, request.idempotency_key, "UNIX-SECONDS",
+                                  "sha256=" + MASK)
+        return [PlannedRequest(self.method, self.url, masked_headers(headers),
+                               json.loads(request.as_json()),
+                               f"signed with the secret from {self.secret_env}; 429 and 503"
+                               f" sent again, {self.attempts} attempts within"
+                               f" {self.timeout:g} s")]
 
     def _result(self, answer: Answer) -> ExecResult:
         text = answer_text(answer)

@@ -15,6 +15,11 @@ class RecordExecutor:
         self.records = records
         self.clock: Clock = clock or SystemClock()
 
+    def plan(self, request: ExecRequest) -> str:
+        """What a run would do, in one line (it sends nothing)."""
+        return (f"record: no external effect; the request is recorded under"
+                f" {request.idempotency_key}")
+
     def run(self, request: ExecRequest) -> ExecResult:
         result = {"recorded": True, "operation": request.operation,
                   "action_type": request.action.get("action_type")}
