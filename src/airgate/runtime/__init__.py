@@ -9,6 +9,8 @@
 - ``executors/``: one module per executor type (a new one goes there);
 - ``store/``: SQLite and PostgreSQL (the only SQL); ``ledger.py``: the hash chain
   and the state it binds; ``checkpoint.py``: signed checkpoints, verifying a store;
+- ``governance.py``: the config and demo marker kept in the store, bound to the
+  ledger; ``notify.py``: the notifications webhook (pending, expired, failed);
 - ``records.py``: actions, states and ledger entries; ``config.py``: users,
   roles, executors; ``clock.py``: the one clock; ``investigations.py``: status.
 
