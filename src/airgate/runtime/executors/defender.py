@@ -22,8 +22,8 @@ from typing import Any
 from urllib.parse import quote
 
 from airgate.runtime.executors.base import ExecRequest, ExecResult, PlannedRequest
+from airgate.runtime.executors.endpoints import BASE_URLS, DEFENDER_SCOPE
 from airgate.runtime.executors.entra import (
-    DEFENDER_SCOPE,
     ApiError,
     Client,
     OutcomeUnknown,
@@ -31,7 +31,7 @@ from airgate.runtime.executors.entra import (
 )
 from airgate.runtime.executors.targets import HEX40, HEX64
 
-BASE_URL = "https://api.securitycenter.microsoft.com"
+BASE_URL = BASE_URLS["defender_endpoint"]
 FINAL = ("Succeeded", "Failed", "Cancelled", "TimeOut")
 DEFAULT_POLL = 5.0
 

@@ -16,7 +16,6 @@ characters and scrubbed of both, in case it echoes them).
 
 from __future__ import annotations
 
-import email.utils
 import json
 import os
 import random
@@ -31,11 +30,10 @@ from urllib.parse import quote
 import httpx
 
 from airgate.runtime.executors.base import MASK, PlannedRequest
+from airgate.runtime.executors.endpoints import AUTHORITY
 from airgate.runtime.executors.output import storable_text
+from airgate.runtime.executors.retry import retry_after
 
-AUTHORITY = "https://login.microsoftonline.com"
-DEFENDER_SCOPE = "https://api.securitycenter.microsoft.com/.default"
-GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 EARLY = 60.0  # seconds before expiry at which a cached token is renewed
 MAX_WAIT = 60.0  # the longest Retry-After honoured (seconds)
 _TOKENS: dict[tuple[str, str, str, str], tuple[str, float]] = {}
@@ -208,19 +206,12 @@ class Client:
         return text
 
 
-def _wait(retry_after: str | None, attempt: int) -> float:
+def _wait(retry_after_value: str | None, attempt: int) -> float:
     """Seconds to wait before retry ``attempt``: Retry-After (seconds or an HTTP date)
     when given, else exponential backoff with jitter; never more than ``MAX_WAIT``."""
-    if retry_after is not None:
-        value = retry_after.strip()
-        if value.isdigit():
-            return min(float(value), MAX_WAIT)
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            when = None
-        if when is not None:
-            return min(max(when.timestamp() - time.time(), 0.0), MAX_WAIT)
+    asked = retry_after(retry_after_value, MAX_WAIT)
+    if asked is not None:
+        return asked
     return float(min(0.5 * 2 ** (attempt - 1) + random.uniform(0, 0.25), MAX_WAIT))
 
 

@@ -29,8 +29,8 @@ from typing import Any
 from urllib.parse import quote
 
 from airgate.runtime.executors.base import ExecRequest, ExecResult, PlannedRequest
+from airgate.runtime.executors.endpoints import BASE_URLS, GRAPH_SCOPE
 from airgate.runtime.executors.entra import (
-    GRAPH_SCOPE,
     ApiError,
     Client,
     OutcomeUnknown,
@@ -38,8 +38,8 @@ from airgate.runtime.executors.entra import (
 )
 from airgate.runtime.executors.targets import EMAIL, GUID, NETWORK_MESSAGE_ID, UPN
 
-EMAIL_BASE_URL = "https://graph.microsoft.com/beta"
-IDENTITY_BASE_URL = "https://graph.microsoft.com/v1.0"
+EMAIL_BASE_URL = BASE_URLS["graph_email"]
+IDENTITY_BASE_URL = BASE_URLS["graph_identity"]
 REMEDIATE = "/security/collaboration/analyzedEmails/remediate"
 EMAIL_ACTIONS: Mapping[str, str] = {
     "soft_delete_email": "softDelete",

@@ -20,7 +20,6 @@ and the commands that send nothing never load it.
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import hmac
 import json
@@ -39,6 +38,7 @@ from airgate.runtime.executors.base import (
     masked_headers,
 )
 from airgate.runtime.executors.output import parse_strict_json, storable_text
+from airgate.runtime.executors.retry import retry_after
 
 MAX_BODY = 64 * 1024  # bytes of an answer kept
 EXCERPT = 200  # characters of a failed answer quoted in the message
@@ -105,17 +105,8 @@ _NOT_SENT_NAMES = ("ConnectError", "ConnectTimeout", "PoolTimeout", "Unsupported
 def retry_delay(value: str | None, attempt: int, base: float = BACKOFF) -> float:
     """Seconds to wait before retry number ``attempt + 1``: the answer's ``Retry-After``
     (seconds or an HTTP date), else ``base`` doubled per attempt; at most ``MAX_WAIT``."""
-    if value:
-        value = value.strip()
-        if value.isdigit():
-            return min(float(value), MAX_WAIT)
-        try:
-            when: float | None = email.utils.parsedate_to_datetime(value).timestamp()
-        except (TypeError, ValueError, IndexError, OverflowError):
-            when = None
-        if when is not None:
-            return min(max(when - time.time(), 0.0), MAX_WAIT)
-    return float(min(base * 2.0 ** attempt, MAX_WAIT))
+    asked = retry_after(value, MAX_WAIT)
+    return asked if asked is not None else float(min(base * 2.0 ** attempt, MAX_WAIT))
 
 
 def request_headers(configured: Mapping[str, str], key: str | None, timestamp: str,

@@ -53,9 +53,9 @@ def target_of(config: ExecutorConfig) -> str:
     if config.type == "http":
         return f"{options.get('method', 'POST')} {options.get('url', '')}"
     if config.type in REMOTE:
-        from airgate.runtime.executors.remote import default_base_url
+        from airgate.runtime.executors.endpoints import BASE_URLS
 
-        base = str(options.get("base_url") or default_base_url(config.type))
+        base = str(options.get("base_url") or BASE_URLS[config.type])
         return f"{base} (tenant {options.get('tenant_id', '')})"
     return "the store (no external effect)"
 

@@ -23,14 +23,6 @@ class _NotInstalled:
                           " 'airgate[executors]'", self.name)
 
 
-def default_base_url(kind: str) -> str:
-    """The API a remote executor calls when its config names no ``base_url`` (as in
-    defender.py and graph.py, which cannot be imported without httpx)."""
-    return {"defender_endpoint": "https://api.securitycenter.microsoft.com",
-            "graph_email": "https://graph.microsoft.com/beta"}.get(
-        kind, "https://graph.microsoft.com/v1.0")
-
-
 def remote_executor(kind: str, options: Mapping[str, Any], timeout: float) -> Executor:
     if importlib.util.find_spec("httpx") is None:
         return _NotInstalled(kind, timeout)
