@@ -25,10 +25,6 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-_action = action_of
-_entry = entry_of
-
-
 class Tx(AuditReads):
     """Queries and changes inside one transaction (see ``Store.read`` and ``Store.write``)."""
 
@@ -139,7 +135,7 @@ class Tx(AuditReads):
             if not rows:
                 return
             for row in rows:
-                yield _entry(row)
+                yield entry_of(row)
             last = rows[-1].seq
 
     def iter_ledger_rows(self, *, chunk: int = 20000) -> Iterator[LedgerRow]:
@@ -162,7 +158,7 @@ class Tx(AuditReads):
         cols = s.ledger.c
         rows = self.conn.execute(
             select(s.ledger).where(cols.action_id == action_id).order_by(cols.seq)).all()
-        return [_entry(r) for r in rows]
+        return [entry_of(r) for r in rows]
 
     # ------------------------------------------------------------ actions
     def next_action_id(self) -> int:
@@ -185,7 +181,7 @@ class Tx(AuditReads):
 
     def get_action(self, action_id: int) -> ActionRecord | None:
         row = self.conn.execute(select(s.actions).where(s.actions.c.id == action_id)).first()
-        return None if row is None else _action(row)
+        return None if row is None else action_of(row)
 
     def get_actions(self, ids: Iterable[int]) -> dict[int, ActionRecord]:
         wanted = list(dict.fromkeys(ids))
@@ -193,7 +189,7 @@ class Tx(AuditReads):
         for start in range(0, len(wanted), 500):
             rows = self.conn.execute(
                 select(s.actions).where(s.actions.c.id.in_(wanted[start:start + 500]))).all()
-            out.update((r.id, _action(r)) for r in rows)
+            out.update((r.id, action_of(r)) for r in rows)
         return out
 
     def pending_for(
@@ -212,7 +208,7 @@ class Tx(AuditReads):
                 cols.entity_key.in_(keys[start:start + IN_CHUNK]), cols.action_type.in_(types),
                 cols.status == "pending",
             ))).all()
-            found.extend(_action(r) for r in rows if (r.entity_key, r.action_type) in wanted)
+            found.extend(action_of(r) for r in rows if (r.entity_key, r.action_type) in wanted)
         out: dict[tuple[str, str], ActionRecord] = {}
         for action in sorted(found, key=lambda a: a.id):
             out.setdefault((action.entity_key, action.action_type), action)
@@ -255,7 +251,7 @@ class Tx(AuditReads):
         if exclude is not None:
             query = query.where(cols.id != exclude)
         row = self.conn.execute(query.order_by(cols.approved_at, cols.id).limit(1)).first()
-        return None if row is None else _action(row)
+        return None if row is None else action_of(row)
 
     def count_automatic(self, rule: str, since: str) -> int:
         cols = s.actions.c
@@ -272,13 +268,13 @@ class Tx(AuditReads):
         rows = self.conn.execute(select(s.actions).where(and_(
             cols.status == status, col.is_not(None), col <= now,
         )).order_by(col, cols.id).limit(limit)).all()
-        return [_action(r) for r in rows]
+        return [action_of(r) for r in rows]
 
     def same_hash(self, entity_hash: str, status: str) -> list[ActionRecord]:
         cols = s.actions.c
         rows = self.conn.execute(select(s.actions).where(and_(
             cols.entity_hash == entity_hash, cols.status == status)).order_by(cols.id)).all()
-        return [_action(r) for r in rows]
+        return [action_of(r) for r in rows]
 
     def list_actions(self, f: ActionFilter) -> list[ActionRecord]:
         if f.limit is not None and len(f.statuses) > 1:
@@ -319,7 +315,7 @@ class Tx(AuditReads):
         query = query.order_by(*order)
         if f.limit is not None:
             query = query.limit(f.limit)
-        return [_action(r) for r in self.conn.execute(query).all()]
+        return [action_of(r) for r in self.conn.execute(query).all()]
 
     # ------------------------------------------------------------ evidence, approvals
     def insert_evidence(self, rows: Sequence[Mapping[str, Any]]) -> None:
