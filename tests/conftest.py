@@ -4,6 +4,7 @@ database of the session's own, dropped when the session ends."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -18,9 +19,29 @@ def _close_stores() -> Iterator[None]:
     runtime_helpers.close_stores()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty airgate store, once on SQLite (a tmp file) and once on PostgreSQL: a test
+    that takes it runs on both backends. The PostgreSQL run is skipped, with the reason
+    in the summary, when AIRGATE_TEST_POSTGRES_URL is unset (.ci/run always sets it)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "airgate.db")
+    return runtime_helpers.clean_postgres_store()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Like ``store_url``, but a database without airgate's tables (a test that builds an
+    old schema by hand)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "airgate.db")
+    return runtime_helpers.clean_postgres_url()
+
+
 @pytest.fixture
 def postgres_url() -> str:
-    """A clean airgate store on PostgreSQL (skips without AIRGATE_TEST_POSTGRES_URL)."""
+    """An empty PostgreSQL database, no airgate tables in it (skips without
+    AIRGATE_TEST_POSTGRES_URL)."""
     return runtime_helpers.clean_postgres_url()
 
 

@@ -35,6 +35,9 @@ print(json.dumps({"done": True}))
 """
 
 
+# The CLI tests here are SQLite only: on PostgreSQL the CLI's actor is the database user
+# and the executors come from a pushed config, so two approvers are two database roles.
+# test_worker_concurrency.py races processes on PostgreSQL.
 def setup(tmp_path: Path) -> tuple[dict[str, str], Path, Path]:
     script = tmp_path / "executor.py"
     script.write_text(EXECUTOR)
@@ -50,13 +53,13 @@ def setup(tmp_path: Path) -> tuple[dict[str, str], Path, Path]:
     return env, log, kill
 
 
-def seed(tmp_path: Path) -> None:
+def seed(db: str) -> None:
     from airgate.runtime.clock import FixedClock
     from airgate.runtime.governance import init_demo
     from airgate.runtime.queue import Queue
     from airgate.runtime.store import Store
 
-    queue = Queue(Store(tmp_path / "q.db"), clock=FixedClock("2024-05-01T12:00:00Z"))
+    queue = Queue(Store(db), clock=FixedClock("2024-05-01T12:00:00Z"))
     init_demo(queue.store, actor="bob", at="2024-05-01T12:00:00.000000Z")  # AIRGATE_NOW is set
     queue.submit([decision()], actor="bob")
     queue.store.close()
@@ -65,7 +68,7 @@ def seed(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_two_processes_approving_at_once_run_the_executor_once(tmp_path):
     env, log, _ = setup(tmp_path)
-    seed(tmp_path)
+    seed(str(tmp_path / "q.db"))
     procs = [subprocess.Popen([*CLI, "approve", "1", "--actor", who], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for who in ("alice", "carol")]
@@ -88,7 +91,7 @@ def test_two_processes_approving_at_once_run_the_executor_once(tmp_path):
 @pytest.mark.slow
 def test_a_killed_run_is_reconciled_by_tick_without_running_twice(tmp_path):
     env, log, kill = setup(tmp_path)
-    seed(tmp_path)
+    seed(str(tmp_path / "q.db"))
     kill.write_text("x")
     died = subprocess.run([*CLI, "approve", "1", "--actor", "alice"], env=env,
                           capture_output=True, text=True)
@@ -127,8 +130,8 @@ class CrashAfter:
         raise Crash
 
 
-def test_record_executor_is_reconciled_from_its_record(tmp_path):
-    queue, clock = make_queue(tmp_path)
+def test_record_executor_is_reconciled_from_its_record(store_url):
+    queue, clock = make_queue(store_url)
     record = RecordExecutor(queue.store, clock)
     queue._executors["default"] = CrashAfter(record)
     queue.submit([decision()], actor="bob")

@@ -37,11 +37,11 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Any:
         yield server
 
 
-def queue_for(tmp_path: Any, fake: Fake, action_type: str = "isolate_device", **opts: Any):
+def queue_for(store_url: Any, fake: Fake, action_type: str = "isolate_device", **opts: Any):
     config = Config(users=USERS, automation=frozenset({"bob"}), executors={
         action_type: ExecutorConfig("defender_endpoint", timeout=10,
                                     options=options(fake, poll_interval=0, retries=2, **opts))})
-    queue, clock = make_queue(tmp_path, config=config)
+    queue, clock = make_queue(store_url, config=config)
     return queue, clock
 
 
@@ -49,11 +49,11 @@ def device(action: str = "isolate_device", **fields: Any):
     return decision(f"device:{DEV}", action, fields={"mdeDeviceId": DEV, **fields})
 
 
-def test_isolation_is_posted_polled_to_succeeded_and_released_on_undo(tmp_path, fake):
+def test_isolation_is_posted_polled_to_succeeded_and_released_on_undo(store_url, fake):
     fake.on("POST", f"/api/machines/{DEV}/isolate", Answer(201, machine_action("Pending")))
     fake.on("GET", f"/api/machineactions/{MA}", Answer(200, machine_action("InProgress")),
             Answer(200, machine_action("Succeeded")))
-    queue, _ = queue_for(tmp_path, fake)
+    queue, _ = queue_for(store_url, fake)
     queue.submit([device()], actor="bob")
     [done] = queue.approve([1], actor="alice")
     assert done.status == "completed"
@@ -86,10 +86,10 @@ def test_isolation_is_posted_polled_to_succeeded_and_released_on_undo(tmp_path, 
 
 
 @pytest.mark.parametrize("final", ["Failed", "Cancelled", "TimeOut"])
-def test_a_machine_action_that_ends_otherwise_fails_the_action(tmp_path, fake, final):
+def test_a_machine_action_that_ends_otherwise_fails_the_action(store_url, fake, final):
     fake.on("POST", f"/api/machines/{DEV}/isolate", Answer(201, machine_action("Pending")))
     fake.on("GET", f"/api/machineactions/{MA}", Answer(200, machine_action(final)))
-    queue, _ = queue_for(tmp_path, fake)
+    queue, _ = queue_for(store_url, fake)
     queue.submit([device()], actor="bob")
     [failed] = queue.approve([1], actor="alice")
     assert failed.status == "failed"
@@ -106,10 +106,10 @@ def test_a_machine_action_that_ends_otherwise_fails_the_action(tmp_path, fake, f
     ("collect_investigation_package", "collectInvestigationPackage", {}, {}),
     ("restrict_code_execution", "restrictCodeExecution", {}, {}),
 ])
-def test_each_device_action_sends_its_documented_request(tmp_path, fake, action, segment,
+def test_each_device_action_sends_its_documented_request(store_url, fake, action, segment,
                                                          extra, opts):
     fake.on("POST", f"/api/machines/{DEV}/{segment}", Answer(201, machine_action("Succeeded")))
-    queue, _ = queue_for(tmp_path, fake, action, **opts)
+    queue, _ = queue_for(store_url, fake, action, **opts)
     queue.submit([device(action)], actor="bob")
     [done] = queue.approve([1], actor="alice")
     assert done.status == "completed"
@@ -118,12 +118,12 @@ def test_each_device_action_sends_its_documented_request(tmp_path, fake, action,
     assert post.body == {"Comment": f"airgate action 1 apply [{done.run_key}]", **extra}
 
 
-def test_removing_the_app_restriction_is_the_undo(tmp_path, fake):
+def test_removing_the_app_restriction_is_the_undo(store_url, fake):
     fake.on("POST", f"/api/machines/{DEV}/restrictCodeExecution",
             Answer(201, machine_action("Succeeded", "RestrictCodeExecution")))
     fake.on("POST", f"/api/machines/{DEV}/unrestrictCodeExecution",
             Answer(201, machine_action("Succeeded", "UnrestrictCodeExecution")))
-    queue, _ = queue_for(tmp_path, fake, "restrict_code_execution")
+    queue, _ = queue_for(store_url, fake, "restrict_code_execution")
     queue.submit([device("restrict_code_execution")], actor="bob")
     queue.approve([1], actor="alice")
     assert queue.undo([1], actor="alice")[0].status == "undone"
@@ -138,10 +138,10 @@ def file_decision(**details: str):
                                                                 **details}})
 
 
-def test_stop_and_quarantine_sends_the_files_sha1(tmp_path, fake):
+def test_stop_and_quarantine_sends_the_files_sha1(store_url, fake):
     fake.on("POST", f"/api/machines/{DEV}/StopAndQuarantineFile",
             Answer(201, machine_action("Succeeded", "StopAndQuarantineFile")))
-    queue, _ = queue_for(tmp_path, fake, "stop_and_quarantine_file")
+    queue, _ = queue_for(store_url, fake, "stop_and_quarantine_file")
     queue.submit([file_decision(sha1=SHA1.upper(), sha256=SHA256)], actor="bob")
     [done] = queue.approve([1], actor="alice")
     assert done.status == "completed"
@@ -149,8 +149,8 @@ def test_stop_and_quarantine_sends_the_files_sha1(tmp_path, fake):
     assert post.body == {"Comment": f"airgate action 1 apply [{done.run_key}]", "Sha1": SHA1}
 
 
-def test_a_file_with_only_a_sha256_fails_clearly_without_a_call(tmp_path, fake):
-    queue, _ = queue_for(tmp_path, fake, "stop_and_quarantine_file")
+def test_a_file_with_only_a_sha256_fails_clearly_without_a_call(store_url, fake):
+    queue, _ = queue_for(store_url, fake, "stop_and_quarantine_file")
     queue.submit([file_decision(sha256=SHA256)], actor="bob")
     [failed] = queue.approve([1], actor="alice")
     assert failed.status == "failed"
@@ -159,16 +159,16 @@ def test_a_file_with_only_a_sha256_fails_clearly_without_a_call(tmp_path, fake):
     assert fake.seen == []
 
 
-def test_offboarding_is_never_sent(tmp_path, fake):
-    queue, _ = queue_for(tmp_path, fake, "offboard_device")
+def test_offboarding_is_never_sent(store_url, fake):
+    queue, _ = queue_for(store_url, fake, "offboard_device")
     queue.submit([device("offboard_device")], actor="bob")
     [failed] = queue.approve([1], actor="alice")
     assert failed.status == "failed" and "never offboards" in failed.error
     assert fake.seen == []
 
 
-def test_a_device_id_that_is_not_defenders_shape_is_never_sent(tmp_path, fake):
-    queue, _ = queue_for(tmp_path, fake)
+def test_a_device_id_that_is_not_defenders_shape_is_never_sent(store_url, fake):
+    queue, _ = queue_for(store_url, fake)
     queue.submit([decision("device:ws1", fields={"mdeDeviceId": "../../api/x?y=1"})],
                  actor="bob")
     [failed] = queue.approve([1], actor="alice")
@@ -191,10 +191,10 @@ class CrashAfter:
         raise Crash
 
 
-def test_a_reconciled_run_finds_the_earlier_machine_action_and_sends_no_second(tmp_path, fake):
+def test_a_reconciled_run_finds_the_earlier_machine_action_and_sends_no_second(store_url, fake):
     fake.on("POST", f"/api/machines/{DEV}/isolate", Answer(201, machine_action("Pending")))
     fake.on("GET", f"/api/machineactions/{MA}", Answer(200, machine_action("Succeeded")))
-    queue, clock = queue_for(tmp_path, fake)
+    queue, clock = queue_for(store_url, fake)
     config = queue.config.executor_for("isolate_device")
     queue._executors["isolate_device"] = CrashAfter(make_executor(config, queue.store))
     queue.submit([device()], actor="bob")
@@ -217,86 +217,86 @@ def test_a_reconciled_run_finds_the_earlier_machine_action_and_sends_no_second(t
     assert queue.ledger_entries(1)[-1].details["reconciled"] is True
 
 
-def run_once(tmp_path: Any, fake: Fake, **opts: Any):
-    queue, _ = queue_for(tmp_path, fake, **opts)
+def run_once(store_url: Any, fake: Fake, **opts: Any):
+    queue, _ = queue_for(store_url, fake, **opts)
     queue.submit([device()], actor="bob")
     return queue.approve([1], actor="alice")[0]
 
 
-def test_throttling_is_retried_after_retry_after(tmp_path, fake):
+def test_throttling_is_retried_after_retry_after(store_url, fake):
     fake.on("POST", f"/api/machines/{DEV}/isolate",
             Answer(429, {"error": {"code": "TooManyRequests", "message": "slow down"}},
                    {"Retry-After": "0"}),
             Answer(201, machine_action("Succeeded")))
-    assert run_once(tmp_path, fake).status == "completed"
+    assert run_once(store_url, fake).status == "completed"
     assert len(fake.calls("POST", f"/api/machines/{DEV}/isolate")) == 2
 
 
-def test_server_errors_are_retried_within_the_budget_then_fail(tmp_path, fake):
+def test_server_errors_are_retried_within_the_budget_then_fail(store_url, fake):
     fake.on("POST", f"/api/machines/{DEV}/isolate",
             Answer(503, {"error": {"code": "ServiceUnavailable", "message": "down"}},
                    {"Retry-After": "0"}))
-    failed = run_once(tmp_path, fake)
+    failed = run_once(store_url, fake)
     assert failed.status == "failed"
     assert failed.error == (f"POST /api/machines/{DEV}/isolate answered 503:"
                             " ServiceUnavailable: down")
     assert len(fake.calls("POST", f"/api/machines/{DEV}/isolate")) == 3  # retries: 2
 
 
-def test_a_client_error_fails_at_once_with_the_services_message(tmp_path, fake):
+def test_a_client_error_fails_at_once_with_the_services_message(store_url, fake):
     fake.on("POST", f"/api/machines/{DEV}/isolate", Answer(
         400, {"error": {"code": "ActiveRequestAlreadyExists",
                         "message": "Action is already in progress"}}))
-    failed = run_once(tmp_path, fake)
+    failed = run_once(store_url, fake)
     assert failed.error.endswith("answered 400: ActiveRequestAlreadyExists: Action is"
                                  " already in progress")
     assert len(fake.api_calls()) == 1
 
 
-def test_a_malformed_answer_is_a_clear_failure(tmp_path, fake):
+def test_a_malformed_answer_is_a_clear_failure(store_url, fake):
     fake.on("POST", f"/api/machines/{DEV}/isolate", Answer(201, raw=b"{not json"))
-    failed = run_once(tmp_path, fake)
+    failed = run_once(store_url, fake)
     assert failed.status == "failed"
     assert failed.error == (f"POST /api/machines/{DEV}/isolate answered 201 with a body that"
                             " is not JSON")
 
 
 @pytest.mark.slow
-def test_polling_stops_at_the_time_out(tmp_path, fake):
+def test_polling_stops_at_the_time_out(store_url, fake):
     fake.on("POST", f"/api/machines/{DEV}/isolate", Answer(201, machine_action("Pending")))
     fake.on("GET", f"/api/machineactions/{MA}", Answer(200, machine_action("InProgress")))
     config = Config(users=USERS, automation=frozenset({"bob"}), executors={
         "isolate_device": ExecutorConfig("defender_endpoint", timeout=1,
                                          options=options(fake, poll_interval=0.05))})
-    queue, _ = make_queue(tmp_path, config=config)
+    queue, _ = make_queue(store_url, config=config)
     queue.submit([device()], actor="bob")
     [failed] = queue.approve([1], actor="alice")
     assert failed.status == "failed"
     assert failed.error == f"machine action {MA} still InProgress after 1 s"
 
 
-def test_no_secret_and_no_token_anywhere_airgate_keeps(tmp_path, fake, monkeypatch):
+def test_no_secret_and_no_token_anywhere_airgate_keeps(store_url, fake, monkeypatch):
     # The token endpoint refuses, echoing the secret (a hostile or broken server).
     fake.on("POST", f"/{TENANT}/oauth2/v2.0/token", Answer(
         401, {"error": "invalid_client", "error_description": f"bad secret {SECRET}"}))
-    failed = run_once(tmp_path, fake)
+    failed = run_once(store_url, fake)
     assert failed.status == "failed"
     assert "token request answered 401: invalid_client: bad secret ***" in failed.error
-    kept = json.dumps([e.details for e in failed_ledger(tmp_path)]) + failed.error
+    kept = json.dumps([e.details for e in failed_ledger(store_url)]) + failed.error
     assert SECRET not in kept and TOKEN not in kept
 
 
-def failed_ledger(tmp_path: Any) -> list[Any]:
+def failed_ledger(store_url: Any) -> list[Any]:
     from runtime_helpers import open_store
 
-    store = open_store(tmp_path / "airgate.db")
+    store = open_store(store_url)
     with store.read() as tx:
         return list(tx.ledger_for(1))
 
 
-def test_a_missing_secret_variable_is_named_not_sent(tmp_path, fake, monkeypatch):
+def test_a_missing_secret_variable_is_named_not_sent(store_url, fake, monkeypatch):
     monkeypatch.delenv(SECRET_ENV)
-    failed = run_once(tmp_path, fake)
+    failed = run_once(store_url, fake)
     assert failed.error == f"no client secret: the environment variable {SECRET_ENV} is not set"
     assert fake.seen == []
 
@@ -313,17 +313,17 @@ def test_one_executor_serves_several_runs(fake):
     assert len(fake.calls("POST", f"/api/machines/{DEV}/isolate")) == 2
 
 
-def test_a_poll_that_fails_still_names_the_machine_action(tmp_path, fake):
+def test_a_poll_that_fails_still_names_the_machine_action(store_url, fake):
     fake.on("POST", f"/api/machines/{DEV}/isolate", Answer(201, machine_action("Pending")))
     fake.on("GET", f"/api/machineactions/{MA}", Answer(500, {"error": {
         "code": "InternalServerError", "message": "oops"}}, {"Retry-After": "0"}))
-    failed = run_once(tmp_path, fake)
+    failed = run_once(store_url, fake)
     assert failed.status == "failed"
     assert failed.error == (f"GET /api/machineactions/{MA} answered 500: InternalServerError:"
                             f" oops (machine action {MA} was Pending)")
-    output = queue_ledger_output(tmp_path)
+    output = queue_ledger_output(store_url)
     assert (output["machine_action_id"], output["status"]) == (MA, "Pending")
 
 
-def queue_ledger_output(tmp_path: Any) -> Any:
-    return failed_ledger(tmp_path)[-1].details["result"]["output"]
+def queue_ledger_output(store_url: Any) -> Any:
+    return failed_ledger(store_url)[-1].details["result"]["output"]

@@ -64,18 +64,18 @@ def test_missing_program_is_a_failure_not_a_crash(tmp_path):
     assert not result.ok and "cannot run" in result.message
 
 
-def test_queue_keeps_a_failed_command_message(tmp_path):
+def test_queue_keeps_a_failed_command_message(tmp_path, store_url):
     argv = script(tmp_path, "import sys; sys.stderr.write('nope'); sys.exit(1)")
     config = Config(users={"alice": ("active-remediation",)},
                     executors={"isolate_device": ExecutorConfig("command", argv, 5)})
-    queue, _ = make_queue(tmp_path, config=config)
+    queue, _ = make_queue(store_url, config=config)
     queue.submit([decision()], actor="bob")
     [a] = queue.approve([1], actor="alice")
     assert (a.status, a.error) == ("failed", "exit status 1: nope")
     assert queue.investigations()[0]["status"] == "failed"
 
 
-def test_undo_runs_the_same_command_with_operation_undo(tmp_path):
+def test_undo_runs_the_same_command_with_operation_undo(tmp_path, store_url):
     log = tmp_path / "ops.log"
     argv = script(tmp_path, f"""
         import json, sys
@@ -84,13 +84,13 @@ def test_undo_runs_the_same_command_with_operation_undo(tmp_path):
     """)
     config = Config(users={"alice": ("active-remediation",)},
                     executors={"default": ExecutorConfig("command", argv, 5)})
-    queue, _ = make_queue(tmp_path, config=config)
+    queue, _ = make_queue(store_url, config=config)
     queue.submit([decision(required=False)], actor="bob")
     queue.undo([1], actor="alice")
     assert log.read_text().split() == ["apply", "undo"]
 
 
-def test_a_failed_undo_leaves_the_action_completed(tmp_path):
+def test_a_failed_undo_leaves_the_action_completed(tmp_path, store_url):
     flag = tmp_path / "fail"
     argv = script(tmp_path, f"""
         import os, sys
@@ -98,7 +98,7 @@ def test_a_failed_undo_leaves_the_action_completed(tmp_path):
     """)
     config = Config(users={"alice": ("active-remediation",)},
                     executors={"default": ExecutorConfig("command", argv, 5)})
-    queue, _ = make_queue(tmp_path, config=config)
+    queue, _ = make_queue(store_url, config=config)
     queue.submit([decision(required=False)], actor="bob")
     flag.write_text("x")
     [a] = queue.undo([1], actor="alice")

@@ -73,9 +73,9 @@ ODD_STDOUT = [
 
 @pytest.mark.parametrize(("stdout", "kept"), ODD_STDOUT)
 def test_odd_stdout_of_a_done_run_is_kept_as_text_and_the_action_completes(
-        tmp_path, stdout, kept):
+        tmp_path, stdout, kept, store_url):
     argv, log = program(tmp_path, stdout)
-    queue, clock = make_queue(tmp_path, config=command_config(argv))
+    queue, clock = make_queue(store_url, config=command_config(argv))
     queue.submit([decision()], actor="bob")
     [action] = queue.approve([1], actor="alice")
     assert action.status == "completed"
@@ -87,18 +87,18 @@ def test_odd_stdout_of_a_done_run_is_kept_as_text_and_the_action_completes(
     assert log.read_text().split() == ["applied", "airgate:1:apply:2"]
 
 
-def test_strict_json_stdout_is_still_kept_as_json(tmp_path):
+def test_strict_json_stdout_is_still_kept_as_json(tmp_path, store_url):
     argv, _ = program(tmp_path, b'{"isolated": true, "note": "a\\u0000b", "n": 1.5}')
-    queue, _ = make_queue(tmp_path, config=command_config(argv))
+    queue, _ = make_queue(store_url, config=command_config(argv))
     queue.submit([decision()], actor="bob")
     [action] = queue.approve([1], actor="alice")
     assert action.result == {"isolated": True, "note": "a\x00b", "n": 1.5}
     assert_stored_cleanly(queue)
 
 
-def test_odd_stderr_of_a_failed_run_is_kept_escaped(tmp_path):
+def test_odd_stderr_of_a_failed_run_is_kept_escaped(tmp_path, store_url):
     argv, _ = program(tmp_path, b"", b"bad \x00 \xed\xa0\x80 \x1b[31m", code=2)
-    queue, _ = make_queue(tmp_path, config=command_config(argv))
+    queue, _ = make_queue(store_url, config=command_config(argv))
     queue.submit([decision()], actor="bob")
     [action] = queue.approve([1], actor="alice")
     assert action.status == "failed"
@@ -125,8 +125,8 @@ class Odd:
     pytest.param({1: "a", "b": 2}, id="int-key"),
     pytest.param({"x": {1, 2}}, id="set"),
 ])
-def test_an_unstorable_answer_is_kept_as_text(tmp_path, output):
-    queue, _ = make_queue(tmp_path, executors={"default": Odd(output, "note \ud800\x00")})
+def test_an_unstorable_answer_is_kept_as_text(store_url, output):
+    queue, _ = make_queue(store_url, executors={"default": Odd(output, "note \ud800\x00")})
     queue.submit([decision()], actor="bob")
     [action] = queue.approve([1], actor="alice")
     assert action.status == "completed"
@@ -137,14 +137,14 @@ def test_an_unstorable_answer_is_kept_as_text(tmp_path, output):
     assert_stored_cleanly(queue)
 
 
-def test_a_crashing_executor_is_recorded_failed(tmp_path):
+def test_a_crashing_executor_is_recorded_failed(store_url):
     class Broken:
         name = "broken"
 
         def run(self, request: ExecRequest) -> ExecResult:
             raise RuntimeError("bug \ud800")
 
-    queue, _ = make_queue(tmp_path, executors={"default": Broken()})
+    queue, _ = make_queue(store_url, executors={"default": Broken()})
     queue.submit([decision()], actor="bob")
     [action] = queue.approve([1], actor="alice")
     assert (action.status, action.error) == ("failed", "executor error: bug \\ud800")
@@ -175,6 +175,8 @@ class LocksTheStore:
 
 
 def test_an_outcome_the_store_cannot_record_is_reconciled_with_the_same_key(tmp_path):
+    # SQLite only: a second connection holding the file's write lock makes the store
+    # unwritable for the busy timeout (PostgreSQL writers queue on the ledger head instead).
     argv, log = program(tmp_path, b'{"isolated": true}')
     db = tmp_path / "airgate.db"
     clock = FixedClock(START)

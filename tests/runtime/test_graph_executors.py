@@ -31,11 +31,11 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Any:
         yield server
 
 
-def queue_for(tmp_path: Any, fake: Fake, kind: str, action_types: tuple[str, ...], **opts: Any):
+def queue_for(store_url: Any, fake: Fake, kind: str, action_types: tuple[str, ...], **opts: Any):
     executor = ExecutorConfig(kind, timeout=10, options=options(fake, retries=1, **opts))
     config = Config(users=USERS, automation=frozenset({"bob"}),
                     executors=dict.fromkeys(action_types, executor))
-    return make_queue(tmp_path, config=config)[0]
+    return make_queue(store_url, config=config)[0]
 
 
 def message(action: str = "soft_delete_email", **fields: Any):
@@ -50,9 +50,9 @@ def message(action: str = "soft_delete_email", **fields: Any):
     ("move_to_junk", "moveToJunk"), ("move_to_inbox", "moveToInbox"),
     ("move_to_deleted_items", "moveToDeletedItems"),
 ])
-def test_each_email_action_is_one_documented_remediate_request(tmp_path, fake, action, remote):
+def test_each_email_action_is_one_documented_remediate_request(store_url, fake, action, remote):
     fake.on("POST", REMEDIATE, Answer(202, None, {"Location": TRACKING}))
-    queue = queue_for(tmp_path, fake, "graph_email", (action,))
+    queue = queue_for(store_url, fake, "graph_email", (action,))
     queue.submit([message(action)], actor="bob")
     [done] = queue.approve([1], actor="dave")
     assert done.status == "completed"
@@ -73,16 +73,16 @@ def test_each_email_action_is_one_documented_remediate_request(tmp_path, fake, a
     assert queue.ledger_entries(1)[-1].details["result"]["output"]["tracking"] == TRACKING
 
 
-def test_severity_comes_from_the_config(tmp_path, fake):
+def test_severity_comes_from_the_config(store_url, fake):
     fake.on("POST", REMEDIATE, Answer(202))
-    queue = queue_for(tmp_path, fake, "graph_email", ("soft_delete_email",), severity="high")
+    queue = queue_for(store_url, fake, "graph_email", ("soft_delete_email",), severity="high")
     queue.submit([message()], actor="bob")
     queue.approve([1], actor="dave")
     assert fake.api_calls()[0].body["severity"] == "high"
 
 
-def test_a_mail_cluster_is_not_remediated_as_one_message(tmp_path, fake):
-    queue = queue_for(tmp_path, fake, "graph_email", ("soft_delete_email_cluster",))
+def test_a_mail_cluster_is_not_remediated_as_one_message(store_url, fake):
+    queue = queue_for(store_url, fake, "graph_email", ("soft_delete_email_cluster",))
     queue.submit([decision("mailCluster:q", "soft_delete_email_cluster",
                            entity_type="mailCluster", roles=("search-and-purge",))],
                  actor="bob")
@@ -103,10 +103,10 @@ def test_email_actions_have_no_undo_only_a_new_move(fake):
     assert fake.seen == []
 
 
-def test_a_graph_error_is_reported_with_its_message(tmp_path, fake):
+def test_a_graph_error_is_reported_with_its_message(store_url, fake):
     fake.on("POST", REMEDIATE, Answer(403, {"error": {
         "code": "Forbidden", "message": "Missing role SecurityAnalyzedMessage.ReadWrite.All"}}))
-    queue = queue_for(tmp_path, fake, "graph_email", ("soft_delete_email",))
+    queue = queue_for(store_url, fake, "graph_email", ("soft_delete_email",))
     queue.submit([message()], actor="bob")
     [failed] = queue.approve([1], actor="dave")
     assert failed.error == (f"POST {REMEDIATE} answered 403: Forbidden: Missing role"
@@ -122,11 +122,11 @@ def user(action: str, account: dict[str, Any], key: str | None = None):
                     roles=("security-admin",), fields={"userAccount": account})
 
 
-def test_revoking_sessions_posts_revoke_sign_in_sessions(tmp_path, fake):
+def test_revoking_sessions_posts_revoke_sign_in_sessions(store_url, fake):
     fake.on("POST", f"/users/{OID}/revokeSignInSessions", Answer(200, {
         "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean",
         "value": True}))
-    queue = queue_for(tmp_path, fake, "graph_identity", IDENTITY)
+    queue = queue_for(store_url, fake, "graph_identity", IDENTITY)
     queue.submit([user("revoke_sessions", {"azureAdUserId": OID,
                                            "userPrincipalName": "ann@contoso.com"})],
                  actor="bob")
@@ -140,9 +140,9 @@ def test_revoking_sessions_posts_revoke_sign_in_sessions(tmp_path, fake):
                            "change": {"revokeSignInSessions": True}}
 
 
-def test_disabling_a_user_patches_account_enabled_and_undo_reenables(tmp_path, fake):
+def test_disabling_a_user_patches_account_enabled_and_undo_reenables(store_url, fake):
     fake.on("PATCH", f"/users/{OID}", Answer(204))
-    queue = queue_for(tmp_path, fake, "graph_identity", IDENTITY)
+    queue = queue_for(store_url, fake, "graph_identity", IDENTITY)
     queue.submit([user("disable_user", {"azureAdUserId": OID})], actor="bob")
     assert queue.approve([1], actor="erin")[0].status == "completed"
     assert queue.undo([1], actor="erin")[0].status == "undone"
@@ -153,10 +153,10 @@ def test_disabling_a_user_patches_account_enabled_and_undo_reenables(tmp_path, f
         "accountEnabled": True}
 
 
-def test_a_password_reset_is_required_through_the_password_profile(tmp_path, fake):
+def test_a_password_reset_is_required_through_the_password_profile(store_url, fake):
     upn = "ann@contoso.com"
     fake.on("PATCH", f"/users/{upn}", Answer(204))
-    queue = queue_for(tmp_path, fake, "graph_identity", IDENTITY)
+    queue = queue_for(store_url, fake, "graph_identity", IDENTITY)
     queue.submit([user("force_password_reset", {"userPrincipalName": upn}, key=f"user:{upn}")],
                  actor="bob")
     assert queue.approve([1], actor="erin")[0].status == "completed"
@@ -165,8 +165,8 @@ def test_a_password_reset_is_required_through_the_password_profile(tmp_path, fak
         f"/users/{upn}", {"passwordProfile": {"forceChangePasswordNextSignIn": True}})
 
 
-def test_a_local_account_is_never_sent_to_entra(tmp_path, fake):
-    queue = queue_for(tmp_path, fake, "graph_identity", IDENTITY)
+def test_a_local_account_is_never_sent_to_entra(store_url, fake):
+    queue = queue_for(store_url, fake, "graph_identity", IDENTITY)
     queue.submit([user("disable_user", {"accountName": "root"}, key=f"user:root@{DEV}")],
                  actor="bob")
     [failed] = queue.approve([1], actor="erin")
@@ -175,8 +175,8 @@ def test_a_local_account_is_never_sent_to_entra(tmp_path, fake):
     assert fake.seen == []
 
 
-def test_an_upn_that_could_leave_the_path_is_refused(tmp_path, fake):
-    queue = queue_for(tmp_path, fake, "graph_identity", IDENTITY)
+def test_an_upn_that_could_leave_the_path_is_refused(store_url, fake):
+    queue = queue_for(store_url, fake, "graph_identity", IDENTITY)
     queue.submit([user("revoke_sessions", {"userPrincipalName": "a/../../me@x.com?$x=1"},
                        key="user:odd")], actor="bob")
     [failed] = queue.approve([1], actor="erin")
@@ -184,8 +184,8 @@ def test_an_upn_that_could_leave_the_path_is_refused(tmp_path, fake):
     assert fake.seen == []
 
 
-def test_containing_a_user_is_not_offered(tmp_path, fake):
-    queue = queue_for(tmp_path, fake, "graph_identity", IDENTITY)
+def test_containing_a_user_is_not_offered(store_url, fake):
+    queue = queue_for(store_url, fake, "graph_identity", IDENTITY)
     queue.submit([user("contain_user", {"azureAdUserId": OID})], actor="bob")
     [failed] = queue.approve([1], actor="root")
     assert failed.error == "graph_identity does not carry out contain_user"

@@ -28,9 +28,9 @@ def http_config(url: str, **options: object) -> ExecutorConfig:
         "url": url, "secret_env": "SOAR_SECRET", **options})
 
 
-def queue_with(tmp_path, url: str, **options: object):  # type: ignore[no-untyped-def]
+def queue_with(store_url, url: str, **options: object):  # type: ignore[no-untyped-def]
     config = Config(users=USERS, executors={"isolate_device": http_config(url, **options)})
-    queue, _ = make_queue(tmp_path, config=config)
+    queue, _ = make_queue(store_url, config=config)
     return queue
 
 
@@ -40,9 +40,9 @@ def approve_one(queue, key: str = "dev1"):  # type: ignore[no-untyped-def]
     return done
 
 
-def test_approve_sends_a_signed_request_with_the_key_and_keeps_the_json_answer(tmp_path):
+def test_approve_sends_a_signed_request_with_the_key_and_keeps_the_json_answer(store_url):
     with webhook() as hook:
-        queue = queue_with(tmp_path, hook.url + "/hooks/airgate", method="PUT",
+        queue = queue_with(store_url, hook.url + "/hooks/airgate", method="PUT",
                            headers={"X-Team": "soc"})
         done = approve_one(queue, HOSTILE)
     assert done.status == "completed"
@@ -84,10 +84,10 @@ def test_verify_refuses_odd_headers_without_raising(stamp, header):
     assert not verify(b"k", stamp, b"{}", header or good, now=1700000000)
 
 
-def test_429_with_retry_after_is_sent_again_and_then_succeeds(tmp_path):
+def test_429_with_retry_after_is_sent_again_and_then_succeeds(store_url):
     with webhook() as hook:
         hook.replies = [Reply(429, b"slow down", {"Retry-After": "0"}), Reply()]
-        done = approve_one(queue_with(tmp_path, hook.url))
+        done = approve_one(queue_with(store_url, hook.url))
     assert done.status == "completed"
     assert len(hook.requests) == 2
     first, second = hook.requests
@@ -95,37 +95,37 @@ def test_429_with_retry_after_is_sent_again_and_then_succeeds(tmp_path):
     assert first.body == second.body
 
 
-def test_503_every_time_fails_after_the_bounded_attempts(tmp_path):
+def test_503_every_time_fails_after_the_bounded_attempts(store_url):
     with webhook() as hook:
         hook.replies = [Reply(503, b"down\x1b[31m for maintenance", {"Retry-After": "0"})]
-        done = approve_one(queue_with(tmp_path, hook.url))
+        done = approve_one(queue_with(store_url, hook.url))
     assert done.status == "failed"
     assert len(hook.requests) == 3
     assert done.error == "HTTP 503: down\\e[31m for maintenance"
 
 
-def test_a_redirect_is_not_followed(tmp_path):
+def test_a_redirect_is_not_followed(store_url):
     with webhook() as hook:
         hook.replies = [Reply(307, b"", {"Location": hook.url + "/elsewhere"})]
-        done = approve_one(queue_with(tmp_path, hook.url + "/hook"))
+        done = approve_one(queue_with(store_url, hook.url + "/hook"))
     assert done.status == "failed"
     assert "redirect to" in (done.error or "") and "not followed" in (done.error or "")
     assert [r.path for r in hook.requests] == ["/hook"]
 
 
-def test_an_error_answer_is_quoted_short_and_escaped(tmp_path):
+def test_an_error_answer_is_quoted_short_and_escaped(store_url):
     with webhook() as hook:
         hook.replies = [Reply(400, b"bad\nrequest " + b"x" * 1000, {})]
-        done = approve_one(queue_with(tmp_path, hook.url))
+        done = approve_one(queue_with(store_url, hook.url))
     assert done.status == "failed"
     assert (done.error or "").startswith("HTTP 400: bad\\nrequest xxx")
     assert (done.error or "").endswith("...") and len(done.error or "") < 260
 
 
-def test_a_text_answer_is_kept_as_escaped_text(tmp_path):
+def test_a_text_answer_is_kept_as_escaped_text(store_url):
     with webhook() as hook:
         hook.replies = [Reply(201, b"created\x07 ok", {"Content-Type": "text/plain"})]
-        done = approve_one(queue_with(tmp_path, hook.url))
+        done = approve_one(queue_with(store_url, hook.url))
     assert done.result == {"status": 201, "text": "created\\x07 ok"}
 
 
@@ -140,20 +140,20 @@ def test_a_slow_receiver_times_out():
     assert result.message == "no answer from 127.0.0.1 within 0.3 s"
 
 
-def test_a_missing_secret_fails_without_sending(tmp_path, monkeypatch):
+def test_a_missing_secret_fails_without_sending(store_url, monkeypatch):
     monkeypatch.delenv("SOAR_SECRET")
     with webhook() as hook:
-        done = approve_one(queue_with(tmp_path, hook.url))
+        done = approve_one(queue_with(store_url, hook.url))
     assert done.status == "failed"
     assert done.error == ("the signing secret is missing: set the environment variable"
                           " SOAR_SECRET")
     assert hook.requests == []
 
 
-def test_an_unreachable_receiver_fails_the_action(tmp_path):
+def test_an_unreachable_receiver_fails_the_action(store_url):
     with webhook() as hook:
         url = hook.url
-    done = approve_one(queue_with(tmp_path, url))  # the server is gone
+    done = approve_one(queue_with(store_url, url))  # the server is gone
     assert done.status == "failed"
     assert (done.error or "").startswith("cannot reach 127.0.0.1: ConnectError")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import text
 
 from airgate.runtime.ledger import (
     GENESIS,
@@ -18,7 +19,7 @@ from airgate.runtime.ledger import (
     verify_rows,
 )
 from airgate.runtime.records import LedgerEvent
-from runtime_helpers import decision, make_queue, open_store, raw_sqlite
+from runtime_helpers import decision, make_queue, open_store
 
 
 def _entries(n: int = 4):  # type: ignore[no-untyped-def]
@@ -66,8 +67,8 @@ def test_truncation_is_caught_by_the_head():
     assert not result.ok and "head records entry 4" in result.message
 
 
-def _store_with_history(tmp_path):  # type: ignore[no-untyped-def]
-    queue, _ = make_queue(tmp_path)
+def _store_with_history(target):  # type: ignore[no-untyped-def]
+    queue, _ = make_queue(target)
     queue.submit([decision("a"), decision("b")], actor="bob")
     queue.approve([1, 2], actor="alice")
     return queue
@@ -85,11 +86,11 @@ def _verify(queue):  # type: ignore[no-untyped-def]
     ("UPDATE ledger SET seq = 100 WHERE seq = 2", 2),
     ("DELETE FROM ledger WHERE seq = (SELECT max(seq) FROM ledger)", 8),
 ])
-def test_a_single_edited_row_in_the_sqlite_file_is_caught(tmp_path, sql, bad):
-    queue = _store_with_history(tmp_path)
+def test_a_single_edited_row_in_the_database_is_caught(sql, bad, store_url):
+    queue = _store_with_history(store_url)
     assert _verify(queue).ok
-    with raw_sqlite(tmp_path / "airgate.db") as conn:
-        conn.execute(sql)
+    with queue.store.engine.begin() as conn:  # a writer of the database, past airgate
+        conn.exec_driver_sql(sql)
     result = _verify(queue)
     assert (result.ok, result.bad_seq) == (False, bad)
 
@@ -104,9 +105,9 @@ def test_refusals_are_in_the_ledger_and_the_chain_holds(tmp_path):
 
 
 # ---------------------------------------------------------------- one spelling per entry
-def _first_details(path):  # type: ignore[no-untyped-def]
-    with raw_sqlite(path) as conn:
-        return conn.execute("SELECT details FROM ledger WHERE seq = 1").fetchone()[0]
+def _first_details(queue):  # type: ignore[no-untyped-def]
+    with queue.store.engine.begin() as conn:
+        return conn.execute(text("SELECT details FROM ledger WHERE seq = 1")).scalar_one()
 
 
 @pytest.mark.parametrize("respell", [
@@ -117,13 +118,13 @@ def _first_details(path):  # type: ignore[no-untyped-def]
                          separators=(",", ":")),  # reordered keys
     lambda d: d.replace('"inv1"', '"\\u0069nv1"'),  # another escape of the same text
 ])
-def test_a_respelled_details_text_does_not_verify(tmp_path, respell):
-    queue = _store_with_history(tmp_path)
-    details = _first_details(tmp_path / "airgate.db")
+def test_a_respelled_details_text_does_not_verify(respell, store_url):
+    queue = _store_with_history(store_url)
+    details = _first_details(queue)
     changed = respell(details)
     assert changed != details and json.loads(changed) == json.loads(details)
-    with raw_sqlite(tmp_path / "airgate.db") as conn:
-        conn.execute("UPDATE ledger SET details = ? WHERE seq = 1", (changed,))
+    with queue.store.engine.begin() as conn:
+        conn.execute(text("UPDATE ledger SET details = :d WHERE seq = 1"), {"d": changed})
     with queue.store.read() as tx:  # the stored text, as ``ledger verify`` reads it
         result = verify_rows(tx.iter_ledger_rows(), head=tx.ledger_head())
     assert (result.ok, result.bad_seq) == (False, 1)
@@ -141,13 +142,13 @@ def test_hash_version_2_is_the_entry_hash_of_ascii_canonical_json():
     assert canonical_text(details).isascii()
 
 
-def _v1_store(path):  # type: ignore[no-untyped-def]
+def _v1_store(target):  # type: ignore[no-untyped-def]
     """A store as airgate wrote it before schema version 2: entries of hash version 1."""
     from sqlalchemy import create_engine, insert
 
-    from airgate.runtime.store import schema
+    from airgate.runtime.store import resolve_url, schema
 
-    engine = create_engine(f"sqlite:///{path}")
+    engine = create_engine(resolve_url(target))
     entries, prev = [], GENESIS
     for seq in (1, 2):
         details = canonical_json({"rules": ["r"], "note": "é"})
@@ -166,10 +167,9 @@ def _v1_store(path):  # type: ignore[no-untyped-def]
     engine.dispose()
 
 
-def test_an_old_store_keeps_its_hashes_and_new_entries_use_version_2(tmp_path):
-
-    _v1_store(tmp_path / "airgate.db")
-    store = open_store(tmp_path / "airgate.db")
+def test_an_old_store_keeps_its_hashes_and_new_entries_use_version_2(empty_store_url):
+    _v1_store(empty_store_url)
+    store = open_store(empty_store_url)
     with store.read() as tx:
         assert tx.ledger_meta()[1] == 3  # hash version 2 from the first new entry on
         result = verify_rows(tx.iter_ledger_rows(), head=tx.ledger_head(), v2_from=3)

@@ -24,17 +24,16 @@ from airgate.runtime.ledger import GENESIS, canonical_text, row_hash_v2
 from airgate.runtime.queue import Queue
 from airgate.runtime.records import ActionFilter
 from airgate.runtime.store import Store
-from runtime_helpers import START, USERS, clean_postgres_url, decision
+from runtime_helpers import START, USERS, decision
 
 # Column names are constants of this test, never input: the f-strings below build no injection.
 COLUMNS = ("seq", "at", "event", "actor", "action_id", "state_before", "state_after", "comment",
            "details", "prev_hash", "hash")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def queue(request, tmp_path):  # type: ignore[no-untyped-def]
-    target = tmp_path / "airgate.db" if request.param == "sqlite" else clean_postgres_url()
-    store = Store(target, busy_timeout=2)
+@pytest.fixture
+def queue(store_url):  # type: ignore[no-untyped-def]
+    store = Store(store_url, busy_timeout=2)
     yield Queue(store, config=Config(users=USERS), clock=FixedClock(START))
     store.close()
 

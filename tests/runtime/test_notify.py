@@ -33,19 +33,19 @@ class Failing:
         return ExecResult(False, None, "device offline\x1b[2J", self.name)
 
 
-def queue_for(tmp_path, url: str, timeout: float = 5, **kw):  # type: ignore[no-untyped-def]
+def queue_for(store_url, url: str, timeout: float = 5, **kw):  # type: ignore[no-untyped-def]
     config = Config(users=USERS, notifications=NotifyConfig(
         url, "CHAT_SECRET", link="https://airgate.example/actions/{id}", timeout=timeout, **kw))
-    return make_queue(tmp_path, config=config, executors={"isolate_device": Failing()})
+    return make_queue(store_url, config=config, executors={"isolate_device": Failing()})
 
 
 def bodies(hook) -> list[dict]:  # type: ignore[no-untyped-def]
     return [json.loads(r.body) for r in hook.requests]
 
 
-def test_pending_expired_and_failed_are_sent_signed_with_a_link(tmp_path):
+def test_pending_expired_and_failed_are_sent_signed_with_a_link(store_url):
     with webhook() as hook:
-        queue, clock = queue_for(tmp_path, hook.url + "/chat")
+        queue, clock = queue_for(store_url, hook.url + "/chat")
         a, b = queue.submit([decision("d1", required=True, expires_after=3600),
                              decision("d2", required=True)], actor="bob")
         assert notify.flush(10)
@@ -71,9 +71,9 @@ def test_pending_expired_and_failed_are_sent_signed_with_a_link(tmp_path):
     assert "\x1b" not in failed["text"] and "device offline\\e[2J" in failed["text"]
 
 
-def test_a_redo_is_a_new_pending_action_and_is_sent(tmp_path):
+def test_a_redo_is_a_new_pending_action_and_is_sent(store_url):
     with webhook() as hook:
-        queue, _ = queue_for(tmp_path, hook.url, events=("pending",))
+        queue, _ = queue_for(store_url, hook.url, events=("pending",))
         [out] = queue.submit([decision("d1", required=True)], actor="bob")
         queue.reject([out.action_id], actor="alice", reason="wrong action")
         created = queue.redo(out.action_id, action_type="restrict_code_execution",
@@ -83,20 +83,20 @@ def test_a_redo_is_a_new_pending_action_and_is_sent(tmp_path):
         ("pending", out.action_id), ("pending", created.id)]
 
 
-def test_only_the_configured_events_are_sent(tmp_path):
+def test_only_the_configured_events_are_sent(store_url):
     with webhook() as hook:
-        queue, _ = queue_for(tmp_path, hook.url, events=("failed",))
+        queue, _ = queue_for(store_url, hook.url, events=("failed",))
         [out] = queue.submit([decision("d1", required=True)], actor="bob")
         queue.approve([out.action_id], actor="alice")
         assert notify.flush(10)
     assert [m["event"] for m in bodies(hook)] == ["failed"]
 
 
-def test_a_failing_receiver_is_retried_logged_and_does_not_fail_submit(tmp_path, caplog):
+def test_a_failing_receiver_is_retried_logged_and_does_not_fail_submit(store_url, caplog):
     caplog.set_level(logging.WARNING, logger="airgate.runtime.notify")
     with webhook() as hook:
         hook.replies = [Reply(500, b"boom", {})]
-        queue, _ = queue_for(tmp_path, hook.url)
+        queue, _ = queue_for(store_url, hook.url)
         [out] = queue.submit([decision("d1", required=True)], actor="bob")
         assert notify.flush(10)
     assert queue.get(out.action_id).status == "pending"
@@ -107,11 +107,11 @@ def test_a_failing_receiver_is_retried_logged_and_does_not_fail_submit(tmp_path,
     assert SECRET not in caplog.text
 
 
-def test_a_receiver_that_is_down_does_not_fail_approve(tmp_path, caplog):
+def test_a_receiver_that_is_down_does_not_fail_approve(store_url, caplog):
     caplog.set_level(logging.WARNING, logger="airgate.runtime.notify")
     with webhook() as hook:
         url = hook.url
-    queue, _ = queue_for(tmp_path, url)  # nothing listens there any more
+    queue, _ = queue_for(store_url, url)  # nothing listens there any more
     [out] = queue.submit([decision("d1", required=True)], actor="bob")
     [done] = queue.approve([out.action_id], actor="alice")
     assert notify.flush(10)
@@ -120,11 +120,11 @@ def test_a_receiver_that_is_down_does_not_fail_approve(tmp_path, caplog):
     assert SECRET not in caplog.text
 
 
-def test_a_slow_receiver_does_not_hold_up_submit_or_expire(tmp_path):
+def test_a_slow_receiver_does_not_hold_up_submit_or_expire(store_url):
     hold = threading.Event()
     with webhook() as hook:
         hook.replies = [Reply(hold=hold)]
-        queue, clock = queue_for(tmp_path, hook.url, timeout=TIMEOUT)
+        queue, clock = queue_for(store_url, hook.url, timeout=TIMEOUT)
         [out] = queue.submit([decision("d1", required=True, expires_after=60)], actor="bob")
         clock.advance(120)
         assert queue.expire() == [out.action_id]
@@ -138,11 +138,11 @@ def test_a_slow_receiver_does_not_hold_up_submit_or_expire(tmp_path):
     assert hook.answered == 2
 
 
-def test_a_missing_secret_is_logged_and_nothing_is_sent(tmp_path, caplog, monkeypatch):
+def test_a_missing_secret_is_logged_and_nothing_is_sent(store_url, caplog, monkeypatch):
     monkeypatch.delenv("CHAT_SECRET")
     caplog.set_level(logging.WARNING, logger="airgate.runtime.notify")
     with webhook() as hook:
-        queue, _ = queue_for(tmp_path, hook.url)
+        queue, _ = queue_for(store_url, hook.url)
         queue.submit([decision("d1", required=True)], actor="bob")
         assert notify.flush(10)
     assert hook.requests == []

@@ -14,8 +14,8 @@ def submit_one(queue, d, actor="bob"):  # type: ignore[no-untyped-def]
     return queue.submit([d], actor=actor)[0]
 
 
-def test_pending_then_approved_runs_and_completes(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_pending_then_approved_runs_and_completes(store_url):
+    queue, _ = make_queue(store_url)
     out = submit_one(queue, decision())
     assert (out.outcome, out.action.status) == ("created", "pending")
     assert out.action.expires_at == "2024-05-08T12:00:00.000000Z"
@@ -27,8 +27,8 @@ def test_pending_then_approved_runs_and_completes(tmp_path):
         ("started", "approved", "running"), ("completed", "running", "completed")]
 
 
-def test_same_entity_and_action_pending_is_merged(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_same_entity_and_action_pending_is_merged(store_url):
+    queue, _ = make_queue(store_url)
     first = submit_one(queue, decision(investigation="inv1"))
     second = submit_one(queue, decision(investigation="inv2"))
     assert second.outcome == "merged" and second.action_id == first.action_id
@@ -36,29 +36,29 @@ def test_same_entity_and_action_pending_is_merged(tmp_path):
     assert [a.id for a in queue.list_actions(ActionFilter(investigation="inv2"))] == [1]
 
 
-def test_duplicates_inside_one_batch_merge(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_duplicates_inside_one_batch_merge(store_url):
+    queue, _ = make_queue(store_url)
     outs = queue.submit([decision(investigation="inv1"), decision(investigation="inv2")],
                         actor="bob")
     assert [o.outcome for o in outs] == ["created", "merged"]
 
 
-def test_excluded_decisions_are_not_enqueued(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_excluded_decisions_are_not_enqueued(store_url):
+    queue, _ = make_queue(store_url)
     out = submit_one(queue, decision(suppressed_by=("never-isolate-dc",)))
     assert (out.outcome, out.action_id) == ("excluded", None)
     assert queue.list_actions(ActionFilter()) == []
 
 
-def test_automatic_decision_is_approved_by_automation_and_carried_out(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_automatic_decision_is_approved_by_automation_and_carried_out(store_url):
+    queue, _ = make_queue(store_url)
     out = submit_one(queue, decision(required=False))
     assert out.action.status == "completed"
     assert out.action.decided_by == "automation"
 
 
-def test_automatic_cap_holds_the_rest_for_approval(tmp_path):
-    queue, clock = make_queue(tmp_path)
+def test_automatic_cap_holds_the_rest_for_approval(store_url):
+    queue, clock = make_queue(store_url)
     outs = queue.submit([decision(f"d{i}", required=False, max_automatic_per_hour=2)
                          for i in range(3)], actor="bob")
     assert [o.action.status for o in outs] == ["completed", "completed", "pending"]
@@ -69,8 +69,8 @@ def test_automatic_cap_holds_the_rest_for_approval(tmp_path):
 
 
 @pytest.mark.parametrize(("minutes", "status"), [(59, "deduplicated"), (61, "completed")])
-def test_dedup_window_of_one_hour(tmp_path, minutes, status):
-    queue, clock = make_queue(tmp_path)
+def test_dedup_window_of_one_hour(store_url, minutes, status):
+    queue, clock = make_queue(store_url)
     first = submit_one(queue, decision())
     queue.approve([first.action_id], actor="alice")
     clock.advance(minutes=minutes)
@@ -83,16 +83,16 @@ def test_dedup_window_of_one_hour(tmp_path, minutes, status):
 
 
 @pytest.mark.parametrize(("days", "status"), [(6, "pending"), (7, "expired")])
-def test_pending_actions_expire_after_a_week(tmp_path, days, status):
-    queue, clock = make_queue(tmp_path)
+def test_pending_actions_expire_after_a_week(store_url, days, status):
+    queue, clock = make_queue(store_url)
     out = submit_one(queue, decision())
     clock.advance(days=days)
     queue.maintain()
     assert queue.get(out.action_id).status == status
 
 
-def test_expired_counts_as_rejected_and_terminates_the_investigation(tmp_path):
-    queue, clock = make_queue(tmp_path)
+def test_expired_counts_as_rejected_and_terminates_the_investigation(store_url):
+    queue, clock = make_queue(store_url)
     submit_one(queue, decision())
     clock.advance(days=8)
     assert queue.expire() == [1]
@@ -101,8 +101,8 @@ def test_expired_counts_as_rejected_and_terminates_the_investigation(tmp_path):
         queue.approve([1], actor="alice")
 
 
-def test_reject_needs_a_reason(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_reject_needs_a_reason(store_url):
+    queue, _ = make_queue(store_url)
     submit_one(queue, decision())
     with pytest.raises(UsageError, match="needs a reason"):
         queue.reject([1], actor="alice", reason="  ")
@@ -110,8 +110,8 @@ def test_reject_needs_a_reason(tmp_path):
     assert (a.status, a.reason) == ("rejected", "false positive")
 
 
-def test_invalid_transition_changes_nothing(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_invalid_transition_changes_nothing(store_url):
+    queue, _ = make_queue(store_url)
     submit_one(queue, decision())
     queue.reject([1], actor="alice", reason="no")
     before = queue.ledger_entries(1)
@@ -120,8 +120,8 @@ def test_invalid_transition_changes_nothing(tmp_path):
     assert queue.ledger_entries(1) == before
 
 
-def test_unknown_id_is_not_found(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_unknown_id_is_not_found(store_url):
+    queue, _ = make_queue(store_url)
     with pytest.raises(NotFound, match="no action 42"):
         queue.approve([42], actor="alice")
 
@@ -133,8 +133,8 @@ def test_unknown_id_is_not_found(tmp_path):
     ("nobody", ("active-remediation",), False),
     ("dave", ("search-and-purge",), True),
 ])
-def test_roles(tmp_path, actor, roles, allowed):
-    queue, _ = make_queue(tmp_path)
+def test_roles(store_url, actor, roles, allowed):
+    queue, _ = make_queue(store_url)
     submit_one(queue, decision(roles=roles))
     if allowed:
         assert queue.approve([1], actor=actor)[0].status == "completed"
@@ -145,8 +145,8 @@ def test_roles(tmp_path, actor, roles, allowed):
     assert events(queue, 1)[-1] == ("refused", "pending", "pending")
 
 
-def test_quorum_needs_distinct_approvers(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_quorum_needs_distinct_approvers(store_url):
+    queue, _ = make_queue(store_url)
     submit_one(queue, decision(quorum=2))
     assert queue.approve([1], actor="alice")[0].status == "pending"
     with pytest.raises(PermissionDenied, match="already approved it; its quorum needs 2"):
@@ -155,24 +155,24 @@ def test_quorum_needs_distinct_approvers(tmp_path):
     assert [a["actor"] for a in queue.show(1)["approvals"]] == ["alice", "carol"]
 
 
-def test_submitter_of_a_manual_action_cannot_approve_it(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_submitter_of_a_manual_action_cannot_approve_it(store_url):
+    queue, _ = make_queue(store_url)
     submit_one(queue, decision(source="manual"), actor="alice")
     with pytest.raises(PermissionDenied, match="submitted this manual action"):
         queue.approve([1], actor="alice")
     assert queue.approve([1], actor="carol")[0].status == "completed"
 
 
-def test_require_comment(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_require_comment(store_url):
+    queue, _ = make_queue(store_url)
     submit_one(queue, decision(require_comment=True))
     with pytest.raises(PermissionDenied, match="requires a comment"):
         queue.approve([1], actor="alice")
     assert queue.approve([1], actor="alice", comment="confirmed")[0].status == "completed"
 
 
-def test_bulk_needs_one_action_type_and_changes_nothing_otherwise(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_bulk_needs_one_action_type_and_changes_nothing_otherwise(store_url):
+    queue, _ = make_queue(store_url)
     queue.submit([decision("a"), decision("b", "contain_device")], actor="bob")
     with pytest.raises(UsageError, match="share an action type"):
         queue.approve([1, 2], actor="alice")
@@ -181,15 +181,15 @@ def test_bulk_needs_one_action_type_and_changes_nothing_otherwise(tmp_path):
     assert [a.status for a in queue.approve([1, 3], actor="alice")] == ["completed"] * 2
 
 
-def test_reserved_actor_names(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_reserved_actor_names(store_url):
+    queue, _ = make_queue(store_url)
     submit_one(queue, decision())
     with pytest.raises(UsageError, match="reserved"):
         queue.approve([1], actor="automation")
 
 
-def test_undo_and_undo_roles(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_undo_and_undo_roles(store_url):
+    queue, _ = make_queue(store_url)
     submit_one(queue, decision("u1", "contain_user", entity_type="user",
                                roles=("security-admin",)))
     queue.approve([1], actor="erin")
@@ -199,16 +199,16 @@ def test_undo_and_undo_roles(tmp_path):
     assert a.status == "undone" and a.result["operation"] == "undo"
 
 
-def test_undo_of_an_action_without_undo(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_undo_of_an_action_without_undo(store_url):
+    queue, _ = make_queue(store_url)
     submit_one(queue, decision(action="run_antivirus_scan"))
     queue.approve([1], actor="alice")
     with pytest.raises(TransitionError, match="has no undo"):
         queue.undo([1], actor="alice")
 
 
-def test_undo_all_instances_of_a_file_hash(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_undo_all_instances_of_a_file_hash(store_url):
+    queue, _ = make_queue(store_url)
     files = [decision(f"f{i}", "quarantine_file", entity_type="file", required=False,
                       fields={"fileDetails": {"sha256": "AB" if i < 2 else "CD"}})
              for i in range(3)]
@@ -218,8 +218,8 @@ def test_undo_all_instances_of_a_file_hash(tmp_path):
     assert queue.get(3).status == "completed"
 
 
-def test_redo_supersedes_and_needs_approval(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_redo_supersedes_and_needs_approval(store_url):
+    queue, _ = make_queue(store_url)
     submit_one(queue, decision("m1", "soft_delete_email", entity_type="analyzedMessage",
                                roles=("search-and-purge",)))
     queue.approve([1], actor="dave")
@@ -236,22 +236,22 @@ def test_redo_supersedes_and_needs_approval(tmp_path):
     ("no_such_action", "unknown action type"),
     ("soft_delete_email", "does not apply to a device"),
 ])
-def test_redo_refuses_bad_types(tmp_path, action, message):
-    queue, _ = make_queue(tmp_path)
+def test_redo_refuses_bad_types(store_url, action, message):
+    queue, _ = make_queue(store_url)
     submit_one(queue, decision(required=False))
     with pytest.raises(UsageError, match=message):
         queue.redo(1, action_type=action, actor="alice")
 
 
-def test_redo_of_a_pending_action_is_a_transition_error(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_redo_of_a_pending_action_is_a_transition_error(store_url):
+    queue, _ = make_queue(store_url)
     submit_one(queue, decision())
     with pytest.raises(TransitionError, match="cannot redo action 1: it is pending"):
         queue.redo(1, action_type="contain_device", actor="alice")
 
 
-def test_timed_revert(tmp_path):
-    queue, clock = make_queue(tmp_path)
+def test_timed_revert(store_url):
+    queue, clock = make_queue(store_url)
     out = submit_one(queue, decision(required=False, revert_after=86400))
     assert out.action.revert_at == "2024-05-02T12:00:00.000000Z"
     clock.advance(hours=23)
@@ -279,8 +279,8 @@ def test_investigation_status(counts, status):
     assert derive(counts) == status
 
 
-def test_history_filters(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_history_filters(store_url):
+    queue, _ = make_queue(store_url)
     queue.submit([decision("a"), decision("b", "contain_device", source="manual")],
                  actor="bob")
     queue.approve([1], actor="alice")
@@ -293,10 +293,10 @@ def test_history_filters(tmp_path):
     assert [a.id for a in queue.list_actions(ActionFilter(action_type="isolate_device"))] == [1]
 
 
-def test_limited_listing_over_several_statuses_keeps_the_order(tmp_path):
+def test_limited_listing_over_several_statuses_keeps_the_order(store_url):
     # With a limit, each status is read on its own and the results merged: the order
     # and the cut must be those of one query over all of them.
-    queue, clock = make_queue(tmp_path)
+    queue, clock = make_queue(store_url)
     queue.submit([decision(f"dev{i}") for i in range(12)], actor="bob")
     for action_id in (9, 2, 11, 4):  # settled in an order other than their ids
         clock.advance(minutes=1)

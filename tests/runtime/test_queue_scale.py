@@ -43,8 +43,8 @@ def _rows(queue):  # type: ignore[no-untyped-def]
         return list(tx.iter_ledger_rows(chunk=2)), tx.ledger_head()
 
 
-def test_verify_rows_agrees_with_verify_and_catches_an_edit(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_verify_rows_agrees_with_verify_and_catches_an_edit(store_url):
+    queue, _ = make_queue(store_url)
     queue.submit([decision(key=f"dev{i}") for i in range(3)], actor="bob")
     rows, head = _rows(queue)
     with queue.store.read() as tx:
@@ -57,9 +57,9 @@ def test_verify_rows_agrees_with_verify_and_catches_an_edit(tmp_path):
     assert "entry 2 was changed" in result.message
 
 
-def test_verify_rows_refuses_a_respelled_details_text(tmp_path):
+def test_verify_rows_refuses_a_respelled_details_text(store_url):
     # One spelling per value: the same value spelled otherwise is a changed entry.
-    queue, _ = make_queue(tmp_path)
+    queue, _ = make_queue(store_url)
     queue.submit([decision()], actor="bob")
     rows, head = _rows(queue)
     assert verify_rows(rows, head=head).ok
@@ -71,8 +71,8 @@ def test_verify_rows_refuses_a_respelled_details_text(tmp_path):
     assert (broken.ok, broken.bad_seq) == (False, 1)
 
 
-def test_verify_rows_catches_an_edited_details_value(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_verify_rows_catches_an_edited_details_value(store_url):
+    queue, _ = make_queue(store_url)
     queue.submit([decision(key="a"), decision(key="b")], actor="bob")
     with queue.store.engine.begin() as conn:
         conn.execute(text("UPDATE ledger SET details = '{\"investigation\":\"other\"}'"
@@ -82,8 +82,8 @@ def test_verify_rows_catches_an_edited_details_value(tmp_path):
     assert (result.ok, result.bad_seq) == (False, 2)
 
 
-def test_listing_an_investigation_includes_actions_merged_from_another(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_listing_an_investigation_includes_actions_merged_from_another(store_url):
+    queue, _ = make_queue(store_url)
     a = queue.submit([decision(key="d1", investigation="inv1")], actor="bob")[0].action_id
     b = queue.submit([decision(key="d2", investigation="inv2")], actor="bob")[0].action_id
     c = queue.submit([decision(key="d3", investigation="inv2")], actor="bob")[0].action_id
@@ -103,8 +103,8 @@ def test_listing_an_investigation_includes_actions_merged_from_another(tmp_path)
     assert ids(investigation="nothing-here") == []
 
 
-def test_a_batch_merges_duplicates_and_keeps_action_types_apart(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_a_batch_merges_duplicates_and_keeps_action_types_apart(store_url):
+    queue, _ = make_queue(store_url)
     outs = queue.submit([
         decision(key="d1", investigation="inv1"),
         decision(key="d1", action="restrict_code_execution", investigation="inv1"),
@@ -117,9 +117,9 @@ def test_a_batch_merges_duplicates_and_keeps_action_types_apart(tmp_path):
     assert [e["event"] for e in queue.show(1)["ledger"]] == ["created", "merged"]
 
 
-def test_merging_across_batches_of_one_submit(tmp_path, monkeypatch):
+def test_merging_across_batches_of_one_submit(store_url, monkeypatch):
     monkeypatch.setattr(airgate.runtime.submit, "BATCH", 2)
-    queue, _ = make_queue(tmp_path)
+    queue, _ = make_queue(store_url)
     outs = queue.submit([decision(key=k, investigation=f"inv-{i}")
                          for i, k in enumerate(["d1", "d2", "d3", "d1", "d2"])], actor="bob")
     assert [(o.outcome, o.action_id) for o in outs] == [
@@ -127,8 +127,8 @@ def test_merging_across_batches_of_one_submit(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("required", [True, False])
-def test_submit_outcomes_are_the_stored_records(tmp_path, required):
-    queue, _ = make_queue(tmp_path)
+def test_submit_outcomes_are_the_stored_records(store_url, required):
+    queue, _ = make_queue(store_url)
     outs = queue.submit([decision(key="d1", required=required),
                          decision(key="d2", required=required,
                                   fields={"fileDetails": {"sha256": "ABC"}}),

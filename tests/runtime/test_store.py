@@ -1,4 +1,7 @@
-"""The store: created on first use, versioned migrations, clear errors for bad files."""
+"""The store: created on first use, versioned migrations, clear errors for bad files.
+
+Most tests here are SQLite only on purpose: they write the file itself (garbage, a
+truncated header, a held write lock, a missing directory); the PostgreSQL ones are marked.
 
 from __future__ import annotations
 
@@ -131,8 +134,8 @@ def _verify_while_writing(store):
         assert verify_rows(tx.iter_ledger_rows(), head=tx.ledger_head()).count == 10
 
 
-def test_a_read_sees_one_snapshot_while_others_write(tmp_path):
-    with Store(tmp_path / "airgate.db") as store:
+def test_a_read_sees_one_snapshot_while_others_write(store_url):
+    with Store(store_url) as store:
         _verify_while_writing(store)
 
 

@@ -11,8 +11,8 @@ from airgate.runtime.records import ActionFilter
 from runtime_helpers import decision, make_queue
 
 
-def test_the_same_investigation_twice_changes_nothing(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_the_same_investigation_twice_changes_nothing(store_url):
+    queue, _ = make_queue(store_url)
     first = queue.submit([decision("d1"), decision("d2")], actor="bob")
     again = queue.submit([decision("d1"), decision("d2")], actor="bob")
     assert [(o.outcome, o.action_id) for o in again] == [("unchanged", 1), ("unchanged", 2)]
@@ -23,10 +23,10 @@ def test_the_same_investigation_twice_changes_nothing(tmp_path):
 
 
 @pytest.mark.parametrize("settle", ["approve", "reject", "undo"])
-def test_a_settled_action_is_not_reopened_by_its_own_investigation(tmp_path, settle):
+def test_a_settled_action_is_not_reopened_by_its_own_investigation(store_url, settle):
     # The same alert arriving again after its action was settled is still the same
     # investigation's decision: it names the settled action instead of acting twice.
-    queue, _ = make_queue(tmp_path)
+    queue, _ = make_queue(store_url)
     queue.submit([decision()], actor="bob")
     queue.approve([1], actor="alice")
     if settle == "reject":
@@ -44,8 +44,8 @@ def test_a_settled_action_is_not_reopened_by_its_own_investigation(tmp_path, set
     assert other.outcome == "created"
 
 
-def test_evidence_merged_from_another_investigation_counts_as_submitted(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_evidence_merged_from_another_investigation_counts_as_submitted(store_url):
+    queue, _ = make_queue(store_url)
     queue.submit([decision(investigation="inv1")], actor="bob")
     queue.submit([decision(investigation="inv2")], actor="bob")  # merged into action 1
     [out] = queue.submit([decision(investigation="inv2")], actor="bob")
@@ -53,8 +53,8 @@ def test_evidence_merged_from_another_investigation_counts_as_submitted(tmp_path
     assert len(queue.show(1)["evidence"]) == 2
 
 
-def test_investigations_without_decisions_are_no_threats_found(tmp_path):
-    queue, _ = make_queue(tmp_path)
+def test_investigations_without_decisions_are_no_threats_found(store_url):
+    queue, _ = make_queue(store_url)
     queue.submit([decision(investigation="inv1")], actor="bob",
                  investigations=["inv1", "quiet"])
     assert [(r["investigation"], r["status"]) for r in queue.investigations()] == [
@@ -63,14 +63,15 @@ def test_investigations_without_decisions_are_no_threats_found(tmp_path):
     assert "alone" in {r["investigation"] for r in queue.investigations()}
 
 
-def test_a_failing_batch_reports_what_was_stored(tmp_path, monkeypatch):
+def test_a_failing_batch_reports_what_was_stored(store_url, monkeypatch):
     monkeypatch.setattr(submit_mod, "BATCH", 2)
-    queue, _ = make_queue(tmp_path)
+    queue, _ = make_queue(store_url)
     decisions = [decision(f"d{i}", required=False) for i in range(4)]
     # An integer no database column holds: the third batch fails inside the store.
     decisions.append(decision("poison", revert_after=2**70))
     decisions.append(decision("d9"))
-    with pytest.raises(SubmitIncomplete, match=r"submit stopped at decision 5 of 6"
+    # (?s): PostgreSQL's message of the failed batch spans lines (its CONTEXT line).
+    with pytest.raises(SubmitIncomplete, match=r"(?s)submit stopped at decision 5 of 6"
                        r" \(investigation inv1\): .*the 4 decisions before it were stored"
                        r" \(4 created, 0 merged, 0 unchanged, 0 excluded\), the 2 from it on"
                        r" were not") as caught:

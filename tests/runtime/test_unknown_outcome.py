@@ -36,10 +36,10 @@ def machine_action(status: str, comment: str = "") -> dict[str, Any]:
             "machineId": DEV}
 
 
-def queue_for(tmp_path: Any, action_type: str, executor: ExecutorConfig):
+def queue_for(store_url: Any, action_type: str, executor: ExecutorConfig):
     config = Config(users=USERS, automation=frozenset({"bob"}),
                     executors={action_type: executor})
-    return make_queue(tmp_path, config=config)
+    return make_queue(store_url, config=config)
 
 
 def defender(fake: Fake, timeout: int = 10) -> ExecutorConfig:
@@ -47,8 +47,8 @@ def defender(fake: Fake, timeout: int = 10) -> ExecutorConfig:
                           options=options(fake, poll_interval=0, retries=1))
 
 
-def isolate(tmp_path: Any, fake: Fake, timeout: int = 10):
-    queue, clock = queue_for(tmp_path, "isolate_device", defender(fake, timeout))
+def isolate(store_url: Any, fake: Fake, timeout: int = 10):
+    queue, clock = queue_for(store_url, "isolate_device", defender(fake, timeout))
     queue.submit([decision(f"device:{DEV}", "isolate_device", fields={"mdeDeviceId": DEV})],
                  actor="bob")
     [left] = queue.approve([1], actor="alice")
@@ -56,9 +56,9 @@ def isolate(tmp_path: Any, fake: Fake, timeout: int = 10):
 
 
 def test_a_dropped_isolate_request_stays_running_and_tick_finds_the_earlier_action(
-        tmp_path, fake):
+        store_url, fake):
     fake.on("POST", ISOLATE, Answer(201, drop=True))
-    queue, clock, left = isolate(tmp_path, fake)
+    queue, clock, left = isolate(store_url, fake)
     assert left.status == "running"
     key = left.run_key
     entry = queue.ledger_entries(1)[-1]
@@ -81,32 +81,32 @@ def test_a_dropped_isolate_request_stays_running_and_tick_finds_the_earlier_acti
 
 
 @pytest.mark.slow
-def test_an_isolate_request_answered_too_late_stays_running(tmp_path, fake):
+def test_an_isolate_request_answered_too_late_stays_running(store_url, fake):
     fake.on("POST", ISOLATE, Answer(201, machine_action("Pending"), delay=1.5))
-    queue, _, left = isolate(tmp_path, fake, timeout=1)
+    queue, _, left = isolate(store_url, fake, timeout=1)
     assert left.status == "running"
     entry = queue.ledger_entries(1)[-1]
     assert entry.event == "outcome_unknown"
     assert entry.details["result"]["message"] == f"POST {ISOLATE}: no answer within 1 s"
 
 
-def test_a_dropped_poll_keeps_the_machine_action_id_and_the_action_running(tmp_path, fake):
+def test_a_dropped_poll_keeps_the_machine_action_id_and_the_action_running(store_url, fake):
     fake.on("POST", ISOLATE, Answer(201, machine_action("Pending")))
     fake.on("GET", f"/api/machineactions/{MA}", Answer(200, drop=True))
-    queue, _, left = isolate(tmp_path, fake)
+    queue, _, left = isolate(store_url, fake)
     assert left.status == "running"
     result = queue.ledger_entries(1)[-1].details["result"]
     assert result["outcome"] == "unknown"
     assert result["output"]["machine_action_id"] == MA
 
 
-def test_a_refused_connection_is_a_failure_not_an_unknown_outcome(tmp_path, fake):
+def test_a_refused_connection_is_a_failure_not_an_unknown_outcome(store_url, fake):
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
     executor = ExecutorConfig("defender_endpoint", timeout=10,
                               options={**options(fake, poll_interval=0), "base_url": closed})
-    queue, _ = queue_for(tmp_path, "isolate_device", executor)
+    queue, _ = queue_for(store_url, "isolate_device", executor)
     queue.submit([decision(f"device:{DEV}", "isolate_device", fields={"mdeDeviceId": DEV})],
                  actor="bob")
     [failed] = queue.approve([1], actor="alice")
@@ -124,10 +124,10 @@ def test_a_dropped_token_request_is_a_failure_nothing_was_acted_on(fake):
     assert fake.api_calls() == []
 
 
-def test_a_dropped_revocation_is_sent_again_by_tick_with_the_same_request_id(tmp_path, fake):
+def test_a_dropped_revocation_is_sent_again_by_tick_with_the_same_request_id(store_url, fake):
     fake.on("POST", REVOKE, Answer(200, drop=True), Answer(200, {"value": True}))
     executor = ExecutorConfig("graph_identity", timeout=10, options=options(fake, retries=1))
-    queue, clock = queue_for(tmp_path, "revoke_sessions", executor)
+    queue, clock = queue_for(store_url, "revoke_sessions", executor)
     queue.submit([decision(f"user:{OID}", "revoke_sessions", entity_type="user",
                            roles=("security-admin",), fields={"aadUserId": OID})], actor="bob")
     [left] = queue.approve([1], actor="erin")
@@ -140,11 +140,11 @@ def test_a_dropped_revocation_is_sent_again_by_tick_with_the_same_request_id(tmp
     assert first.headers["client-request-id"] == second.headers["client-request-id"]
 
 
-def test_a_dropped_webhook_is_sent_again_by_tick_with_the_same_idempotency_key(tmp_path, fake):
+def test_a_dropped_webhook_is_sent_again_by_tick_with_the_same_idempotency_key(store_url, fake):
     fake.on("POST", "/soar", Answer(200, drop=True), Answer(200, {"ticket": "T-1"}))
     executor = ExecutorConfig("http", timeout=5, options={"url": fake.url + "/soar",
                                                           "secret_env": "SOAR_SECRET"})
-    queue, clock = queue_for(tmp_path, "isolate_device", executor)
+    queue, clock = queue_for(store_url, "isolate_device", executor)
     queue.submit([decision("dev1", required=True)], actor="bob")
     [left] = queue.approve([1], actor="alice")
     assert left.status == "running"
