@@ -1,7 +1,7 @@
 """The store: created on first use, versioned migrations, clear errors for bad files.
 
 Most tests here are SQLite only on purpose: they write the file itself (garbage, a
-truncated header, a held write lock, a missing directory); the PostgreSQL ones are marked.
+truncated header, a held write lock, a missing directory); the PostgreSQL ones are marked."""
 
 from __future__ import annotations
 
