@@ -3,6 +3,7 @@ database of the session's own, dropped when the session ends."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,3 +48,13 @@ def postgres_url() -> str:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     runtime_helpers.drop_session_database()
+    # CI expects a server (.ci/run sets this): a session that ran tests but not one of them
+    # on PostgreSQL tested half of what it claims, and fails.
+    required = os.environ.get(runtime_helpers.ENV_POSTGRES_REQUIRED)
+    if required and session.testscollected and not runtime_helpers.POSTGRES_USED:
+        if session.config.option.markexpr or session.config.option.keyword:
+            return  # a selection (-m, -k) may leave PostgreSQL out on purpose
+        session.config.get_terminal_writer().line(
+            f"{runtime_helpers.ENV_POSTGRES_REQUIRED} is set but no PostgreSQL test ran",
+            red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -27,6 +27,9 @@ USERS = {
     "root": ("global-admin",),
 }
 ENV_POSTGRES = "AIRGATE_TEST_POSTGRES_URL"
+# Set by .ci/run: PostgreSQL tests must run, a skip for want of a server is a failure.
+ENV_POSTGRES_REQUIRED = "AIRGATE_TEST_POSTGRES_REQUIRED"
+POSTGRES_USED: list[str] = []  # one item per test that asked for the server
 _OPEN: list[Store] = []  # stores made here; tests/conftest.py closes them after each test
 
 
@@ -134,9 +137,16 @@ def session_postgres_url() -> str:
     import pytest
 
     url = os.environ.get(ENV_POSTGRES)
+    required = bool(os.environ.get(ENV_POSTGRES_REQUIRED))
     if not url:
+        if required:
+            pytest.fail(f"{ENV_POSTGRES_REQUIRED} is set but {ENV_POSTGRES} is not")
         pytest.skip(f"set {ENV_POSTGRES} to run against PostgreSQL")
-    pytest.importorskip("psycopg")
+    if required:
+        import psycopg  # noqa: F401  # CI: a missing driver is a failure, not a skip
+    else:
+        pytest.importorskip("psycopg")
+    POSTGRES_USED.append(url)
     if "url" not in _session_db:
         from sqlalchemy import make_url, text
 
