@@ -1,0 +1,451 @@
+"""The worker: a process of its own that carries out the queue's runnable work.
+
+With ``execution: worker`` an approver's process only records decisions; workers
+(``airgate worker``, or ``Worker.run`` in a server's thread) claim and do the work:
+approved actions to execute, undo requests, due timed reverts, pending actions past
+their expiry, and runs left behind by a process that died. Several workers share one
+PostgreSQL store; on SQLite one worker serves one machine.
+
+Each unit is claimed in one write transaction: its rows read ``FOR UPDATE SKIP
+LOCKED``, its ``started`` ledger entry (carrying a fresh run key) and a lease with a
+deadline written together. The executor then runs outside any transaction while a
+heartbeat pushes the deadline on. A worker that dies leaves its lease to run out;
+another then takes the action over and asks the executor again with ``reconcile``
+under the run key the ledger already holds, never a new one, so a unit is carried
+out once however many workers and crashes it sees. Every ledger entry a worker
+writes carries ``worker`` (its id) in its details.
+
+Database faults (a dropped connection, a server restart, a serialization failure,
+deadlock or statement time-out) surface as ``StoreUnavailable``: nothing half
+written, and the step is retried with capped exponential backoff and jitter, and
+logged. A run whose outcome could not be recorded is finished under its key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from airgate.errors import AirgateError, StoreError
+from airgate.runtime import approvals, undo
+from airgate.runtime.clock import Clock, format_time
+from airgate.runtime.config import Config
+from airgate.runtime.context import OutcomeNotRecorded
+from airgate.runtime.ledger import fold
+from airgate.runtime.queue import RECONCILE_GRACE, Queue
+from airgate.runtime.records import (
+    APPROVED,
+    AUTOMATION,
+    COMPLETED,
+    RUNNING,
+    SYSTEM,
+    ActionRecord,
+    LedgerEvent,
+    stamped,
+)
+
+if TYPE_CHECKING:
+    from airgate.runtime.executors import Executor
+    from airgate.runtime.store import Store, Tx
+
+UNITS = ("execute", "undo", "revert", "expire", "reconcile")
+DEFAULT_LEASE = 30.0  # seconds a claim holds without a heartbeat
+DEFAULT_POLL = 5.0  # seconds between two looks when no notification arrives
+MAX_RETRIES = 8  # tries of one step on a database fault before the pass gives up
+BACKOFF_BASE = 0.2
+BACKOFF_CAP = 10.0
+
+Log = Callable[[Mapping[str, Any]], None]
+T = TypeVar("T")
+
+
+def default_worker_id() -> str:
+    """``host:pid:random``: unique among the workers of one store, readable in the ledger."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait before try ``attempt + 1``: exponential, capped, with jitter so that
+    workers hit by one server restart do not all come back in the same instant."""
+    return float(min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt) * random.uniform(0.5, 1.0))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One unit a worker holds: the action (already running), on whose behalf it runs,
+    and whether this is a takeover or retry (``reconcile``: ask under the same key)."""
+
+    kind: str
+    action: ActionRecord
+    actor: str
+    reconcile: bool = False
+    event_done: str | None = None
+    attempt: int = 1
+
+
+@dataclass
+class WorkReport:
+    """What one pass (``run_once``) did: the action ids of each unit kind, every unit's
+    outcome, and how many database faults it retried or gave up on."""
+
+    units: list[dict[str, Any]] = field(default_factory=list)
+    retried: int = 0
+    errors: int = 0
+
+    def ids(self, kind: str) -> list[int]:
+        return [u["action_id"] for u in self.units if u["unit"] == kind]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**{kind: self.ids(kind) for kind in UNITS},
+                "units": [dict(u) for u in self.units],
+                "retried": self.retried, "errors": self.errors}
+
+
+class Worker:
+    """Claims runnable work from ``store`` and does it (see the module docstring).
+
+    ``run_once()`` drains what is due now; ``run(stop)`` loops until ``stop`` is set,
+    finishing the unit at hand. ``log`` receives one mapping per unit and per fault."""
+
+    def __init__(
+        self, store: Store, *, config: Config, clock: Clock | None = None,
+        executors: Mapping[str, Executor] | None = None, worker_id: str | None = None,
+        concurrency: int = 1, poll_interval: float = DEFAULT_POLL,
+        lease_seconds: float = DEFAULT_LEASE, log: Log | None = None,
+    ) -> None:
+        self.store = store
+        self.queue = Queue(store, config=config, clock=clock, executors=executors)
+        self.id = worker_id or default_worker_id()
+        self.concurrency = max(1, int(concurrency))
+        self.poll_interval = max(0.05, float(poll_interval))
+        self.lease_seconds = max(1.0, float(lease_seconds))
+        self.max_retries = MAX_RETRIES
+        self._log = log or (lambda record: None)
+        self._report_lock = threading.Lock()
+        self._expiring = threading.Lock()
+        self._wake = threading.Condition()
+        self._generation = 0
+
+    # ------------------------------------------------------------ the loops
+    def run_once(self) -> WorkReport:
+        """Do everything due now (with ``concurrency`` threads) and return what was done."""
+        report = WorkReport()
+        def drain() -> None:
+            self._drain(report, None)
+
+        self._threads(drain)
+        return report
+
+    def run(self, stop: threading.Event) -> None:
+        """Work until ``stop`` is set; the unit at hand is finished first. Waits on the
+        store's listener (LISTEN/NOTIFY on PostgreSQL) with ``poll_interval`` as fallback."""
+        report = WorkReport()
+        listener = self.store.listener()
+        self._emit({"event": "worker_started", "concurrency": self.concurrency,
+                    "store": self.store.display_url})
+
+        def loop() -> None:
+            while not stop.is_set():
+                with self._wake:
+                    seen = self._generation
+                try:
+                    worked = self._drain(report, stop)
+                except Exception as exc:  # never let a thread die: log, back off, go on
+                    self._emit({"event": "error", "error": _short(exc)})
+                    stop.wait(backoff(3))
+                    continue
+                with self._wake:
+                    if not worked and not stop.is_set() and self._generation == seen:
+                        self._wake.wait(self.poll_interval)
+
+        threads = [threading.Thread(target=self._stamped(loop), name=f"airgate-worker-{i}")
+                   for i in range(self.concurrency)]
+        for t in threads:
+            t.start()
+        try:
+            while not stop.is_set() and any(t.is_alive() for t in threads):
+                if listener.wait(self.poll_interval, stop):
+                    self._poke()
+        finally:
+            self._poke()
+            for t in threads:
+                t.join()
+            listener.close()
+            if listener.failures:
+                self._emit({"event": "listen_faults", "count": listener.failures,
+                            "error": listener.last_error})
+            self._emit({"event": "worker_stopped", "units": len(report.units),
+                        "retried": report.retried, "errors": report.errors})
+
+    def _poke(self) -> None:
+        with self._wake:
+            self._generation += 1
+            self._wake.notify_all()
+
+    def _threads(self, body: Callable[[], None]) -> None:
+        if self.concurrency == 1:
+            self._stamped(body)()
+            return
+        threads = [threading.Thread(target=self._stamped(body)) for _ in range(self.concurrency)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def _stamped(self, body: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            with stamped({"worker": self.id}):
+                body()
+        return run
+
+    def _drain(self, report: WorkReport, stop: threading.Event | None) -> bool:
+        """Expire what is due, then claim and carry out units until none is left (or
+        ``stop``). True when it did anything. A database fault that outlasts its retries
+        ends the pass: it is counted and logged, the next pass tries again."""
+        worked = False
+        try:
+            worked = self._expire(report)
+            while stop is None or not stop.is_set():
+                claim = self._retrying(self._claim_next, report)
+                if claim is None:
+                    break
+                self._carry_out(claim, report)
+                worked = True
+        except StoreError as exc:
+            with self._report_lock:
+                report.errors += 1
+            self._emit({"event": "db_gave_up", "error": _short(exc)})
+        except AirgateError as exc:  # a race the claim lost, a refused transition
+            self._emit({"event": "error", "error": _short(exc)})
+        return worked
+
+    # ------------------------------------------------------------ units
+    def _expire(self, report: WorkReport) -> bool:
+        if not self._expiring.acquire(blocking=False):
+            return False  # another thread of this worker is at it
+        try:
+            started = time.monotonic()
+            expired = self._retrying(lambda: approvals.expire_due(self.queue), report)
+            if not expired:
+                return False
+            with self.store.read() as tx:
+                found = tx.get_actions(expired)
+            ms = _ms(started) // max(1, len(expired))
+            for action_id in expired:
+                a = found.get(action_id)
+                self._record_unit(report, "expire", action_id, a.action_type if a else "",
+                                  "expired", ms, 1)
+            return True
+        finally:
+            self._expiring.release()
+
+    def _claim_next(self) -> Claim | None:
+        now = self.queue.now()
+        at = format_time(now)
+        with self.store.read() as tx:
+            if not tx.work_waiting(at):
+                return None  # the idle case: one read, no write lock
+        until = format_time(now + dt.timedelta(seconds=self.lease_seconds))
+        with self.store.write() as tx:
+            stale = tx.stale_requests()
+            tx.drop_requests(stale)
+            kinds: tuple[Callable[[], Claim | None], ...] = (
+                lambda: self._claim_undo(tx, at), lambda: self._claim_approved(tx, at),
+                lambda: self._claim_revert(tx, at), lambda: self._claim_stale(tx, now, at))
+            for kind in kinds:  # one unit per claim, tried in this order
+                claim = kind()
+                if claim is not None:
+                    attempt = tx.take_lease(claim.action.id, self.id, until, at)
+                    current = tx.get_action(claim.action.id)
+                    assert current is not None
+                    return Claim(claim.kind, current, claim.actor, claim.reconcile,
+                                 claim.event_done, attempt)
+        return None
+
+    def _claim_undo(self, tx: Tx, at: str) -> Claim | None:
+        for a, _ in tx.undo_requests(5):
+            # The request row is a copy: the ledger must hold the request it stands for.
+            who = fold(a.id, tx.ledger_for(a.id)).undo_requested
+            if who is None:
+                tx.drop_requests([a.id])
+                tx.log(LedgerEvent("refused", SYSTEM, a.id, a.status, a.status,
+                                   "not run: the ledger holds no undo request for it",
+                                   {"attempt": "undo"}), at)
+                continue
+            undo.start_undo(self.queue, tx, [a], who, None, at)
+            return Claim("undo", a, who)
+        return None
+
+    def _claim_approved(self, tx: Tx, at: str) -> Claim | None:
+        for a in tx.approved_waiting(1):
+            state = fold(a.id, tx.ledger_for(a.id))
+            actor = AUTOMATION if state.automatic or not state.approvers else (
+                state.approvers[-1][0])
+            start = self.queue.start_changes(a, "apply", at)
+            self.queue.change(tx, a, start)
+            tx.log(LedgerEvent("started", actor, a.id, APPROVED, RUNNING, None,
+                               {"operation": "apply", "idempotency_key": start["run_key"]}), at)
+            return Claim("execute", a, actor)
+        return None
+
+    def _claim_revert(self, tx: Tx, at: str) -> Claim | None:
+        for a in tx.due_locked("revert_at", COMPLETED, at, limit=5):
+            if a.undoable:
+                undo.start_undo(self.queue, tx, [a], AUTOMATION, "revert_after elapsed", at)
+                return Claim("revert", a, AUTOMATION, event_done="reverted")
+        return None
+
+    def _claim_stale(self, tx: Tx, now: dt.datetime, at: str) -> Claim | None:
+        for a, lease in tx.running_claimable(at):
+            if lease is None:
+                # Started inline by a process that may still be running it: wait as `tick`
+                # does, the executor's time-out and a grace period.
+                wait = RECONCILE_GRACE + self.queue.timeout_of(a.action_type)
+                if a.started_at is None or a.started_at > format_time(
+                        now - dt.timedelta(seconds=wait)):
+                    continue
+            return Claim("reconcile", a, SYSTEM, reconcile=True)
+        return None
+
+    def _carry_out(self, claim: Claim, report: WorkReport) -> None:
+        started = time.monotonic()
+        with self._heartbeat(claim.action.id):
+            done = self._execute(claim, report)
+        unknown = done.status == RUNNING
+        retry_at = None
+        if unknown:  # asked again after the time `tick` would wait, not at every poll
+            wait = RECONCILE_GRACE + self.queue.timeout_of(done.action_type)
+            retry_at = format_time(self.queue.now() + dt.timedelta(seconds=wait))
+        # Should releasing fail, the lease runs out by itself: the outcome is recorded.
+        with suppress(StoreError):
+            self._retrying(lambda: self._release(done.id, retry_at), report)
+        self._record_unit(report, claim.kind, done.id, done.action_type,
+                          _outcome(claim, done), _ms(started), claim.attempt)
+
+    def _execute(self, claim: Claim, report: WorkReport) -> ActionRecord:
+        reconcile = claim.reconcile
+        action = claim.action
+        action_id = action.id
+        for attempt in range(self.max_retries + 1):
+            try:
+                return self.queue.execute([action], actor=claim.actor, reconcile=reconcile,
+                                          event_done=claim.event_done)[0]
+            except (StoreError, OutcomeNotRecorded) as exc:
+                if attempt == self.max_retries:
+                    raise
+                self._fault(exc, attempt, report)
+                # The executor may have acted: every further try asks under the same key.
+                reconcile = True
+                current = self._retrying(lambda: self._current(action_id), report)
+                if current.status != RUNNING or current.run_key != action.run_key:
+                    return current  # its outcome was recorded after all
+                action = current
+        raise AssertionError("unreachable")
+
+    def _current(self, action_id: int) -> ActionRecord:
+        with self.store.read() as tx:
+            found = tx.get_action(action_id)
+        assert found is not None
+        return found
+
+    def _release(self, action_id: int, retry_at: str | None) -> None:
+        with self.store.write() as tx:
+            tx.release_lease(action_id, self.id, retry_at)
+
+    @contextmanager
+    def _heartbeat(self, action_id: int) -> Iterator[None]:
+        """Push the lease's deadline on while the executor runs (a third of a lease each
+        time), so a slow executor is never taken over while its worker lives."""
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.lease_seconds / 3):
+                now = self.queue.now()
+                until = format_time(now + dt.timedelta(seconds=self.lease_seconds))
+                try:
+                    with self.store.write() as tx:
+                        held = tx.extend_lease(action_id, self.id, until, format_time(now))
+                    if not held:
+                        self._emit({"event": "lease_lost", "action_id": action_id})
+                        return
+                except StoreError as exc:
+                    self._emit({"event": "db_retry", "error": _short(exc),
+                                "action_id": action_id, "step": "heartbeat"})
+
+        thread = threading.Thread(target=beat, name=f"airgate-heartbeat-{action_id}",
+                                  daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+    # ------------------------------------------------------------ faults and logs
+    def _retrying(self, step: Callable[[], T], report: WorkReport) -> T:
+        for attempt in range(self.max_retries + 1):
+            try:
+                return step()
+            except StoreError as exc:
+                if attempt == self.max_retries or not _transient(exc):
+                    raise
+                self._fault(exc, attempt, report)
+        raise AssertionError("unreachable")
+
+    def _fault(self, exc: Exception, attempt: int, report: WorkReport) -> None:
+        delay = backoff(attempt)
+        with self._report_lock:
+            report.retried += 1
+        self._emit({"event": "db_retry", "error": _short(exc), "attempt": attempt + 1,
+                    "retry_in_ms": int(delay * 1000)})
+        time.sleep(delay)
+
+    def _record_unit(self, report: WorkReport, kind: str, action_id: int, action_type: str,
+                     outcome: str, ms: int, attempt: int) -> None:
+        unit = {"unit": kind, "action_id": action_id, "action_type": action_type,
+                "outcome": outcome, "duration_ms": ms, "attempt": attempt}
+        with self._report_lock:
+            report.units.append(unit)
+        self._emit({"event": "unit", **unit})
+
+    def _emit(self, record: Mapping[str, Any]) -> None:
+        try:
+            self._log({"worker": self.id, **record})
+        except Exception:  # a broken log sink (closed stderr) must not stop the work
+            return
+
+
+def _transient(exc: StoreError) -> bool:
+    from airgate.runtime.store import StoreUnavailable
+
+    return isinstance(exc, StoreUnavailable | OutcomeNotRecorded)
+
+
+def _outcome(claim: Claim, done: ActionRecord) -> str:
+    if done.status == RUNNING:
+        return "unknown"
+    if claim.kind in ("undo", "revert") or done.operation == "undo":
+        return "failed" if done.status == COMPLETED else done.status
+    return done.status
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _short(exc: BaseException) -> str:
+    """An error for a log line: its message (the store's already mask passwords), one line."""
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())[:500]
+
+
+__all__ = ["Worker", "WorkReport", "Claim", "default_worker_id", "backoff", "UNITS"]
