@@ -343,8 +343,10 @@ class Worker:
                 if attempt == self.max_retries:
                     raise
                 self._fault(exc, attempt, report)
-                # The executor may have acted: every further try asks under the same key.
-                reconcile = True
+                # Only a failure after the executor was called is an OutcomeNotRecorded (a
+                # StoreUnavailable comes from the reads before it): then it may have acted,
+                # and every further try asks under the same key.
+                reconcile = reconcile or isinstance(exc, OutcomeNotRecorded)
                 current = self._retrying(lambda: self._current(action_id), report)
                 if current.status != RUNNING or current.run_key != action.run_key:
                     return current  # its outcome was recorded after all

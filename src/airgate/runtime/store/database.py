@@ -317,6 +317,9 @@ class Store:
             raise StoreError(f"database error on {_redact(self.url)}: {err}") from None
         except exc.DatabaseError as err:
             message = str(err.orig) if err.orig is not None else str(err)
+            if not self.sqlite and getattr(err.orig, "sqlstate", None) and _transient(err):
+                raise StoreUnavailable(f"the database {_redact(self.url)} failed for a moment:"
+                                       f" {message.strip()}") from None
             raise StoreError(
                 f"the database {_redact(self.url)} is damaged or not an airgate database:"
                 f" {message}"
