@@ -181,3 +181,14 @@ def test_a_second_signal_exits_at_once_and_leaves_the_lease(tmp_path: Path) -> N
         assert cli.status(2) == "running"  # its lease runs out for another worker
     finally:
         os.kill(int(marker.read_text()), signal.SIGKILL)
+
+
+def test_a_pushed_execution_worker_governs_over_a_local_file(tmp_path: Path) -> None:
+    cli = Env(tmp_path, WORKER_CONFIG.replace("alice: [", "alice: [global-admin, "))
+    cli.submit()
+    pushed = cli.run("config", "push", str(tmp_path / "airgate.yaml"), "--actor", "alice")
+    assert pushed.exit_code == 0, pushed.stderr
+    (tmp_path / "airgate.yaml").write_text("execution: inline\n")  # an analyst's own file
+    approved = cli.run("approve", "1", "--actor", "alice")
+    assert approved.exit_code == 0, approved.stderr
+    assert "ignored" in approved.stderr and cli.status(1) == "approved"

@@ -117,12 +117,40 @@ def test_once_drains_an_undo_request_a_due_revert_and_an_expiry(target: str) -> 
     assert requested.status == "completed"  # only the request is recorded
     assert events(queue, 1)[-1] == ("requested", None)
     clock.advance(3601)
+    assert queue.tick().as_dict() == {"expired": [3], "reverted": [], "reconciled": []}
+    assert queue.get(2).status == "completed"  # the revert is a worker's, not this process's
     report = worker.run_once()
-    assert (report.ids("undo"), report.ids("revert"), report.ids("expire")) == ([1], [2], [3])
+    assert (report.ids("undo"), report.ids("revert")) == ([1], [2])
     assert [queue.get(i).status for i in (1, 2, 3)] == ["undone", "undone", "expired"]
     assert queue.undone_by([1, 2]) == {1: ("alice", "undone"), 2: ("automation", "reverted")}
-    assert {u["outcome"] for u in report.units} == {"undone", "expired"}
+    assert {u["outcome"] for u in report.units} == {"undone"}
     assert verify_store(queue.store).ok
+
+
+def test_once_expires_pending_actions_past_their_time(target: str) -> None:
+    queue, clock, executor = setup(target)
+    queue.submit([decision("dev1", expires_after=600), decision("dev2")], actor="bob")
+    clock.advance(601)
+    report = worker_for(queue, clock, executor).run_once()
+    assert report.ids("expire") == [1] and report.units[0]["outcome"] == "expired"
+    assert [queue.get(1).status, queue.get(2).status] == ["expired", "pending"]
+    assert queue.ledger_entries(1)[-1].details["worker"] == "w1"
+
+
+def test_a_dry_run_in_worker_mode_names_the_key_the_worker_will_use(target: str) -> None:
+    class Planning(Counting):
+        def plan(self, request: ExecRequest) -> str:
+            return f"would send key {request.idempotency_key}"
+
+    queue, clock, _ = setup(target)
+    executor = Planning()
+    queue = Queue(queue.store, config=queue.config, clock=clock,
+                  executors={"default": executor})
+    queue.submit([decision("dev1")], actor="bob")
+    [planned] = queue.plan([queue.get(1)])
+    queue.approve([1], actor="alice")
+    worker_for(queue, clock, executor).run_once()
+    assert planned == f"would send key {queue.get(1).run_key}"
 
 
 def test_an_undo_request_without_its_ledger_entry_is_refused(target: str) -> None:

@@ -89,7 +89,7 @@ def command(concurrency: int, once: bool, poll_interval: float, lease_seconds: f
         if report["errors"]:
             sys.exit(1)
         return
-    _serve(worker.run, log)
+    _serve(worker.run, lambda record: log({"worker": worker.id, **record}))
 
 
 def _serve(run: Callable[[threading.Event], None], log: Callable[[Mapping[str, Any]], None]
