@@ -259,3 +259,21 @@ def test_a_notify_wakes_an_idle_worker_before_its_poll(postgres_url: str) -> Non
         stop.set()
         thread.join()
     assert queue.get(1).status == "completed"
+
+
+def test_the_worker_governs_by_the_pushed_config_and_picks_up_a_new_push(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import airgate.runtime.worker as worker_module
+    from airgate.runtime.governance import push_config
+
+    monkeypatch.setattr(worker_module, "CONFIG_REFRESH", 0.0)
+    queue, clock, executor = setup(str(tmp_path / "airgate.db"))
+    first = {"users": {"root": ["global-admin"]}, "execution": "worker"}
+    push_config(queue.store, first, actor="root", at="2024-05-01T12:00:00.000000Z")
+    worker = worker_for(queue, clock, executor)
+    worker.run_once()
+    assert worker.queue.config.governed_by is not None and not worker.queue.config.executors
+    second = {**first, "executors": {"isolate_device": {"type": "command", "argv": ["true"]}}}
+    push_config(queue.store, second, actor="root", at="2024-05-01T12:01:00.000000Z")
+    worker.run_once()
+    assert list(worker.queue.config.executors) == ["isolate_device"]

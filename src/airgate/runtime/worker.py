@@ -40,6 +40,7 @@ from airgate.runtime import approvals, undo
 from airgate.runtime.clock import Clock, format_time
 from airgate.runtime.config import Config
 from airgate.runtime.context import OutcomeNotRecorded
+from airgate.runtime.governance import read_settings
 from airgate.runtime.ledger import fold
 from airgate.runtime.queue import RECONCILE_GRACE, Queue
 from airgate.runtime.records import (
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
 UNITS = ("execute", "undo", "revert", "expire", "reconcile")
 DEFAULT_LEASE = 30.0  # seconds a claim holds without a heartbeat
 DEFAULT_POLL = 5.0  # seconds between two looks when no notification arrives
+CONFIG_REFRESH = 10.0  # seconds between two looks for a newly pushed config
 MAX_RETRIES = 8  # tries of one step on a database fault before the pass gives up
 BACKOFF_BASE = 0.2
 BACKOFF_CAP = 10.0
@@ -134,6 +136,9 @@ class Worker:
         self._expiring = threading.Lock()
         self._wake = threading.Condition()
         self._generation = 0
+        self._local = config
+        self._config_seen: tuple[str | None, str | None] | None = None
+        self._config_at = -CONFIG_REFRESH  # the first pass reads the store's config
 
     # ------------------------------------------------------------ the loops
     def run_once(self) -> WorkReport:
@@ -213,6 +218,7 @@ class Worker:
         ends the pass: it is counted and logged, the next pass tries again."""
         worked = False
         try:
+            self._retrying(self._refresh_config, report)
             worked = self._expire(report)
             while stop is None or not stop.is_set():
                 claim = self._retrying(self._claim_next, report)
@@ -227,6 +233,29 @@ class Worker:
         except AirgateError as exc:  # a race the claim lost, a refused transition
             self._emit({"event": "error", "error": _short(exc)})
         return worked
+
+    def _refresh_config(self) -> None:
+        """Govern by the config pushed into the store, as the CLI does, and pick up one
+        pushed since this worker started (new executors, ``execution``): a long-running
+        worker must not act on a replaced config. On PostgreSQL without a pushed config
+        the given file's executors are not used (a file never governs a shared store). A
+        stored config that does not match its ledger entry raises: nothing is run."""
+        if time.monotonic() - self._config_at < CONFIG_REFRESH:
+            return
+        settings = read_settings(self.store)
+        self._config_at = time.monotonic()
+        seen = (settings.config_by, settings.config_at)
+        if seen == self._config_seen:
+            return
+        if settings.config is not None:
+            self.queue.config = settings.apply(self._local)
+        elif not self.store.sqlite:
+            self.queue.config = Config(store=self._local.store, file=self._local.file,
+                                       execution=self._local.execution)
+        if self._config_seen is not None:
+            self._emit({"event": "config_reloaded", "pushed_by": settings.config_by,
+                        "pushed_at": settings.config_at})
+        self._config_seen = seen
 
     # ------------------------------------------------------------ units
     def _expire(self, report: WorkReport) -> bool:
@@ -447,6 +476,8 @@ def _ms(started: float) -> int:
 def _short(exc: BaseException) -> str:
     """An error for a log line: its message (the store's already mask passwords), one line."""
     text = str(exc) or type(exc).__name__
+    # PostgreSQL's CONTEXT quotes the row a statement wrote (ledger text): not for a log.
+    text = text.split("CONTEXT:", 1)[0]
     return " ".join(text.split())[:500]
 
 
