@@ -24,92 +24,42 @@ logged. A run whose outcome could not be recorded is finished under its key.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import random
-import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airgate.errors import AirgateError, StoreError
-from airgate.runtime import approvals, undo
+from airgate.runtime import approvals
 from airgate.runtime.clock import Clock, format_time
 from airgate.runtime.config import Config
 from airgate.runtime.context import OutcomeNotRecorded
 from airgate.runtime.governance import read_settings
-from airgate.runtime.ledger import fold
 from airgate.runtime.queue import RECONCILE_GRACE, Queue
-from airgate.runtime.records import (
-    APPROVED,
-    AUTOMATION,
-    COMPLETED,
-    RUNNING,
-    SYSTEM,
-    ActionRecord,
-    LedgerEvent,
-    stamped,
+from airgate.runtime.records import RUNNING, ActionRecord, stamped
+from airgate.runtime.worker.claims import Claim, claim_next
+from airgate.runtime.worker.report import (
+    UNITS,
+    WorkReport,
+    backoff,
+    default_worker_id,
+    ms,
+    outcome,
+    short,
 )
 
 if TYPE_CHECKING:
     from airgate.runtime.executors import Executor
-    from airgate.runtime.store import Store, Tx
+    from airgate.runtime.store import Store
 
-UNITS = ("execute", "undo", "revert", "expire", "reconcile")
 DEFAULT_LEASE = 30.0  # seconds a claim holds without a heartbeat
 DEFAULT_POLL = 5.0  # seconds between two looks when no notification arrives
 CONFIG_REFRESH = 10.0  # seconds between two looks for a newly pushed config
 MAX_RETRIES = 8  # tries of one step on a database fault before the pass gives up
-BACKOFF_BASE = 0.2
-BACKOFF_CAP = 10.0
 
 Log = Callable[[Mapping[str, Any]], None]
 T = TypeVar("T")
-
-
-def default_worker_id() -> str:
-    """``host:pid:random``: unique among the workers of one store, readable in the ledger."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-def backoff(attempt: int) -> float:
-    """Seconds to wait before try ``attempt + 1``: exponential, capped, with jitter so that
-    workers hit by one server restart do not all come back in the same instant."""
-    return float(min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt) * random.uniform(0.5, 1.0))
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One unit a worker holds: the action (already running), on whose behalf it runs,
-    and whether this is a takeover or retry (``reconcile``: ask under the same key)."""
-
-    kind: str
-    action: ActionRecord
-    actor: str
-    reconcile: bool = False
-    event_done: str | None = None
-    attempt: int = 1
-
-
-@dataclass
-class WorkReport:
-    """What one pass (``run_once``) did: the action ids of each unit kind, every unit's
-    outcome, and how many database faults it retried or gave up on."""
-
-    units: list[dict[str, Any]] = field(default_factory=list)
-    retried: int = 0
-    errors: int = 0
-
-    def ids(self, kind: str) -> list[int]:
-        return [u["action_id"] for u in self.units if u["unit"] == kind]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**{kind: self.ids(kind) for kind in UNITS},
-                "units": [dict(u) for u in self.units],
-                "retried": self.retried, "errors": self.errors}
 
 
 class Worker:
@@ -165,7 +115,7 @@ class Worker:
                 try:
                     worked = self._drain(report, stop)
                 except Exception as exc:  # never let a thread die: log, back off, go on
-                    self._emit({"event": "error", "error": _short(exc)})
+                    self._emit({"event": "error", "error": short(exc)})
                     stop.wait(backoff(3))
                     continue
                 with self._wake:
@@ -221,7 +171,7 @@ class Worker:
             self._retrying(self._refresh_config, report)
             worked = self._expire(report)
             while stop is None or not stop.is_set():
-                claim = self._retrying(self._claim_next, report)
+                claim = self._retrying(self._claim, report)
                 if claim is None:
                     break
                 self._carry_out(claim, report)
@@ -229,9 +179,9 @@ class Worker:
         except StoreError as exc:
             with self._report_lock:
                 report.errors += 1
-            self._emit({"event": "db_gave_up", "error": _short(exc)})
+            self._emit({"event": "db_gave_up", "error": short(exc)})
         except AirgateError as exc:  # a race the claim lost, a refused transition
-            self._emit({"event": "error", "error": _short(exc)})
+            self._emit({"event": "error", "error": short(exc)})
         return worked
 
     def _refresh_config(self) -> None:
@@ -268,82 +218,17 @@ class Worker:
                 return False
             with self.store.read() as tx:
                 found = tx.get_actions(expired)
-            ms = _ms(started) // max(1, len(expired))
+            each = ms(started) // max(1, len(expired))
             for action_id in expired:
                 a = found.get(action_id)
                 self._record_unit(report, "expire", action_id, a.action_type if a else "",
-                                  "expired", ms, 1)
+                                  "expired", each, 1)
             return True
         finally:
             self._expiring.release()
 
-    def _claim_next(self) -> Claim | None:
-        now = self.queue.now()
-        at = format_time(now)
-        with self.store.read() as tx:
-            if not tx.work_waiting(at):
-                return None  # the idle case: one read, no write lock
-        until = format_time(now + dt.timedelta(seconds=self.lease_seconds))
-        with self.store.write() as tx:
-            stale = tx.stale_requests()
-            tx.drop_requests(stale)
-            kinds: tuple[Callable[[], Claim | None], ...] = (
-                lambda: self._claim_undo(tx, at), lambda: self._claim_approved(tx, at),
-                lambda: self._claim_revert(tx, at), lambda: self._claim_stale(tx, now, at))
-            for kind in kinds:  # one unit per claim, tried in this order
-                claim = kind()
-                if claim is not None:
-                    attempt = tx.take_lease(claim.action.id, self.id, until, at)
-                    current = tx.get_action(claim.action.id)
-                    assert current is not None
-                    return Claim(claim.kind, current, claim.actor, claim.reconcile,
-                                 claim.event_done, attempt)
-        return None
-
-    def _claim_undo(self, tx: Tx, at: str) -> Claim | None:
-        for a, _ in tx.undo_requests(5):
-            # The request row is a copy: the ledger must hold the request it stands for.
-            who = fold(a.id, tx.ledger_for(a.id)).undo_requested
-            if who is None:
-                tx.drop_requests([a.id])
-                tx.log(LedgerEvent("refused", SYSTEM, a.id, a.status, a.status,
-                                   "not run: the ledger holds no undo request for it",
-                                   {"attempt": "undo"}), at)
-                continue
-            undo.start_undo(self.queue, tx, [a], who, None, at)
-            return Claim("undo", a, who)
-        return None
-
-    def _claim_approved(self, tx: Tx, at: str) -> Claim | None:
-        for a in tx.approved_waiting(1):
-            state = fold(a.id, tx.ledger_for(a.id))
-            actor = AUTOMATION if state.automatic or not state.approvers else (
-                state.approvers[-1][0])
-            start = self.queue.start_changes(a, "apply", at)
-            self.queue.change(tx, a, start)
-            tx.log(LedgerEvent("started", actor, a.id, APPROVED, RUNNING, None,
-                               {"operation": "apply", "idempotency_key": start["run_key"]}), at)
-            return Claim("execute", a, actor)
-        return None
-
-    def _claim_revert(self, tx: Tx, at: str) -> Claim | None:
-        for a in tx.due_locked("revert_at", COMPLETED, at, limit=5):
-            if a.undoable:
-                undo.start_undo(self.queue, tx, [a], AUTOMATION, "revert_after elapsed", at)
-                return Claim("revert", a, AUTOMATION, event_done="reverted")
-        return None
-
-    def _claim_stale(self, tx: Tx, now: dt.datetime, at: str) -> Claim | None:
-        for a, lease in tx.running_claimable(at):
-            if lease is None:
-                # Started inline by a process that may still be running it: wait as `tick`
-                # does, the executor's time-out and a grace period.
-                wait = RECONCILE_GRACE + self.queue.timeout_of(a.action_type)
-                if a.started_at is None or a.started_at > format_time(
-                        now - dt.timedelta(seconds=wait)):
-                    continue
-            return Claim("reconcile", a, SYSTEM, reconcile=True)
-        return None
+    def _claim(self) -> Claim | None:
+        return claim_next(self.queue, self.id, self.lease_seconds)
 
     def _carry_out(self, claim: Claim, report: WorkReport) -> None:
         started = time.monotonic()
@@ -358,7 +243,7 @@ class Worker:
         with suppress(StoreError):
             self._retrying(lambda: self._release(done.id, retry_at), report)
         self._record_unit(report, claim.kind, done.id, done.action_type,
-                          _outcome(claim, done), _ms(started), claim.attempt)
+                          outcome(claim.kind, done), ms(started), claim.attempt)
 
     def _execute(self, claim: Claim, report: WorkReport) -> ActionRecord:
         reconcile = claim.reconcile
@@ -409,7 +294,7 @@ class Worker:
                         self._emit({"event": "lease_lost", "action_id": action_id})
                         return
                 except StoreError as exc:
-                    self._emit({"event": "db_retry", "error": _short(exc),
+                    self._emit({"event": "db_retry", "error": short(exc),
                                 "action_id": action_id, "step": "heartbeat"})
 
         thread = threading.Thread(target=beat, name=f"airgate-heartbeat-{action_id}",
@@ -436,7 +321,7 @@ class Worker:
         delay = backoff(attempt)
         with self._report_lock:
             report.retried += 1
-        self._emit({"event": "db_retry", "error": _short(exc), "attempt": attempt + 1,
+        self._emit({"event": "db_retry", "error": short(exc), "attempt": attempt + 1,
                     "retry_in_ms": int(delay * 1000)})
         time.sleep(delay)
 
@@ -459,26 +344,6 @@ def _transient(exc: StoreError) -> bool:
     from airgate.runtime.store import StoreUnavailable
 
     return isinstance(exc, StoreUnavailable | OutcomeNotRecorded)
-
-
-def _outcome(claim: Claim, done: ActionRecord) -> str:
-    if done.status == RUNNING:
-        return "unknown"
-    if claim.kind in ("undo", "revert") or done.operation == "undo":
-        return "failed" if done.status == COMPLETED else done.status
-    return done.status
-
-
-def _ms(started: float) -> int:
-    return int((time.monotonic() - started) * 1000)
-
-
-def _short(exc: BaseException) -> str:
-    """An error for a log line: its message (the store's already mask passwords), one line."""
-    text = str(exc) or type(exc).__name__
-    # PostgreSQL's CONTEXT quotes the row a statement wrote (ledger text): not for a log.
-    text = text.split("CONTEXT:", 1)[0]
-    return " ".join(text.split())[:500]
 
 
 __all__ = ["Worker", "WorkReport", "Claim", "default_worker_id", "backoff", "UNITS"]
