@@ -291,7 +291,7 @@ def undo(ids: tuple[int, ...], all_instances: bool, comment: str | None, fmt: st
     if fmt == "text":
         from airgate.cli.done import say_undone
 
-        say_undone(done, ids, all_instances)
+        say_undone(done, ids, all_instances, queued=queue.config.by_worker)
     else:
         emit_actions(done, fmt)
 
