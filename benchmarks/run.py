@@ -30,9 +30,11 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "src"))
 
 import synth  # noqa: E402
+import worker_bench  # noqa: E402
 
 FULL = {"throughput": 100_000, "streaming": 1_000_000, "queue_store": 1_000_000,
-        "queue_submit": 100_000}
+        "queue_submit": 100_000, "worker": 2_000, "worker_store": 1_000_000,
+        "worker_latency": 50}
 SCALES = (1, 10, 100)  # divisors: full, a tenth, a hundredth
 
 
@@ -302,7 +304,7 @@ def main(argv: list[str] | None = None) -> Report:
     parser.add_argument("--quick", action="store_true", help="the 1/100 sizes only")
     parser.add_argument("--scale", type=int, default=None,
                         help="divide every size by this (tests use a large one)")
-    parser.add_argument("--only", default="throughput,streaming,startup,queue",
+    parser.add_argument("--only", default="throughput,streaming,startup,queue,worker",
                         help="comma-separated benchmarks to run")
     parser.add_argument("--postgres", default=os.environ.get(
         "AIRGATE_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
@@ -344,6 +346,19 @@ def main(argv: list[str] | None = None) -> Report:
                     print("  postgresql: skipped (no psycopg or no server)")
         if "startup" in only:
             bench_startup(report)
+        if "worker" in only:  # once, at the smallest divisor asked for
+            div = min(scales)
+            if _postgres_ready(args.postgres):
+                try:
+                    worker_bench.bench_worker(
+                        report, args.postgres, max(FULL["worker"] // div, 10),
+                        max(FULL["worker_store"] // div, 100),
+                        max(FULL["worker_latency"] // div, 5),
+                        lambda: _fresh_postgres(args.postgres))
+                finally:
+                    _drop_postgres(args.postgres)
+            else:
+                print("  worker: skipped (no psycopg or no server)")
     if len(scales) > 1:
         print("\n[5] growth (per-item cost against the smallest size)")
         for name, points in grow.items():
