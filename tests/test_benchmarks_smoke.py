@@ -28,3 +28,28 @@ def test_benchmarks_produce_figures(capsys: pytest.CaptureFixture[str]) -> None:
     assert any(bench == "queue-sqlite" for bench, _ in names)
     assert all(f.value > 0 for f in report.figures)
     assert "target(s) missed" in capsys.readouterr().out
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_the_worker_benchmarks_produce_figures(monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    from runtime_helpers import ENV_POSTGRES, session_postgres_url
+
+    session_postgres_url()  # skips (or, in CI, fails) without a server
+    spec = importlib.util.spec_from_file_location("airgate_bench_run_worker", RUN)
+    assert spec is not None and spec.loader is not None
+    monkeypatch.setenv("AIRGATE_BENCH_DB", f"airgate_test_bench_{os.getpid()}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    report = module.main(["--scale", "200", "--only", "worker",
+                          "--postgres", os.environ[ENV_POSTGRES]])
+    names = {f.name for f in report.figures if f.bench == "worker"}
+    assert "2 workers / 1 worker" in names
+    assert any(name.startswith("approve -> executor start") for name in names)
+    assert any(name.startswith("claim queries planned") for name in names)
+    assert all(f.value > 0 for f in report.figures)
+    assert "Index Cond" in capsys.readouterr().out  # the plans are printed
