@@ -375,11 +375,14 @@ def _postgres_ready(url: str) -> bool:
         import sqlalchemy
     except ImportError:
         return False
+    engine = sqlalchemy.create_engine(url)
     try:
-        with sqlalchemy.create_engine(url).connect():
+        with engine.connect():
             return True
     except Exception:
         return False
+    finally:
+        engine.dispose()  # an engine left to the collector warns about its connection
 
 
 # The benchmark's own database beside the server's; tests name one of their own.
