@@ -104,6 +104,8 @@ def test_once_runs_what_approve_left_and_logs_json_lines(tmp_path: Path) -> None
     assert [cli.status(1), cli.status(2)] == ["completed", "completed"]
     shown = json.loads(cli.run("show", "1", "--format", "json").stdout)
     assert shown["ledger"][-1]["details"]["worker"] == "w-test"
+    table = cli.run("show", "1").stdout.split("ledger:", 1)[1].splitlines()
+    assert table[1].split()[-1] == "WORKER" and table[-1].split()[-1] == "w-test"
     again = cli.run("worker", "--once")
     assert again.exit_code == 0 and "execute 0" in again.stdout and again.stderr == ""
     assert "verified" in cli.run("ledger", "verify").stdout
