@@ -104,6 +104,8 @@ def test_once_runs_what_approve_left_and_logs_json_lines(tmp_path: Path) -> None
     assert [cli.status(1), cli.status(2)] == ["completed", "completed"]
     shown = json.loads(cli.run("show", "1", "--format", "json").stdout)
     assert shown["ledger"][-1]["details"]["worker"] == "w-test"
+    table = cli.run("show", "1").stdout.split("ledger:", 1)[1].splitlines()
+    assert table[1].split()[-1] == "WORKER" and table[-1].split()[-1] == "w-test"
     again = cli.run("worker", "--once")
     assert again.exit_code == 0 and "execute 0" in again.stdout and again.stderr == ""
     assert "verified" in cli.run("ledger", "verify").stdout
@@ -192,3 +194,50 @@ def test_a_pushed_execution_worker_governs_over_a_local_file(tmp_path: Path) -> 
     approved = cli.run("approve", "1", "--actor", "alice")
     assert approved.exit_code == 0, approved.stderr
     assert "ignored" in approved.stderr and cli.status(1) == "approved"
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_two_worker_processes_and_an_analyst_share_one_postgres_queue(
+        tmp_path: Path, postgres_url: str) -> None:
+    files = [{"type": "file", "verdict": "malicious", "name": f"f{i}.exe",
+              "fields": {"mdeDeviceId": "d1", "fileDetails": {"sha256": f"{i:04x}"}}}
+             for i in range(8)]
+    device = {"type": "device", "verdict": "malicious", "name": "ws1",
+              "fields": {"mdeDeviceId": "d1"}}
+    # On PostgreSQL the actor is the database user: here the test server's.
+    user = postgres_url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[0]
+    cli = Env(tmp_path, f"execution: worker\nautomation: [{user}]\n"
+                        f"users:\n  {user}: [global-admin, active-remediation]\n")
+    cli.env = {"AIRGATE_DB": postgres_url, "AIRGATE_CONFIG": str(tmp_path / "airgate.yaml")}
+    (tmp_path / "inv.json").write_text(json.dumps({
+        "apiVersion": "airgate/v1", "kind": "Investigation", "id": "inv-pg",
+        "evidence": [device, *files]}))
+    pushed = cli.run("config", "push", str(tmp_path / "airgate.yaml"))
+    assert pushed.exit_code == 0, pushed.stderr
+    cli.submit()
+    workers = [subprocess.Popen(
+        [sys.executable, "-c", "from airgate.cli import main; main()", "worker",
+         "--worker-id", name, "--poll-interval", "120", "--log-format", "json"],
+        env={**os.environ, **cli.env}, text=True, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE) for name in ("w1", "w2")]
+    try:
+        approved = cli.run("approve", "1", "--comment", "confirmed")
+        assert approved.exit_code == 0, approved.stderr
+        deadline = time.monotonic() + 30
+        while any(cli.status(i) != "completed" for i in range(1, 10)):
+            assert time.monotonic() < deadline, [cli.status(i) for i in range(1, 10)]
+            time.sleep(0.1)
+    finally:
+        for proc in workers:
+            proc.send_signal(signal.SIGTERM)
+        logs = [proc.communicate(timeout=30)[1] for proc in workers]
+    assert [proc.returncode for proc in workers] == [0, 0]
+    units = [json.loads(line) for log in logs for line in log.splitlines()]
+    ran = sorted(u["action_id"] for u in units if u["event"] == "unit")
+    assert ran == list(range(1, 10))  # each action by one worker, once
+    for i in range(1, 10):
+        entries = json.loads(cli.run("show", str(i), "--format", "json").stdout)["ledger"]
+        done = [e for e in entries if e["event"] == "completed"]
+        assert len(done) == 1 and done[0]["details"]["worker"] in ("w1", "w2")
+    assert "verified" in cli.run("ledger", "verify").stdout

@@ -4,6 +4,7 @@ each unit (execute, undo, revert, expire, reconcile) once, on SQLite and Postgre
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -277,3 +278,33 @@ def test_the_worker_governs_by_the_pushed_config_and_picks_up_a_new_push(
     push_config(queue.store, second, actor="root", at="2024-05-01T12:01:00.000000Z")
     worker.run_once()
     assert list(worker.queue.config.executors) == ["isolate_device"]
+
+
+@pytest.mark.slow
+def test_a_heartbeat_keeps_a_slow_run_from_being_taken_over(tmp_path: Path) -> None:
+    class Slow(Counting):
+        def run(self, request: ExecRequest) -> ExecResult:
+            started.set()
+            time.sleep(2.5)  # longer than two leases
+            return super().run(request)
+
+    started = threading.Event()
+    executor = Slow()
+    config = Config(users=USERS, automation=AUTOMATION_IDS, execution="worker")
+    queue = Queue(open_store(tmp_path / "airgate.db", busy_timeout=5), config=config,
+                  executors={"default": executor})  # the real clock: leases do run out
+    queue.submit([decision("dev1", required=False)], actor="bob")
+    first = Worker(queue.store, config=config, executors={"default": executor},
+                   worker_id="w1", lease_seconds=1)
+    second = Worker(queue.store, config=config, executors={"default": executor},
+                    worker_id="w2", lease_seconds=1)
+    runner = threading.Thread(target=first.run_once)
+    runner.start()
+    started.wait()
+    taken = []
+    while runner.is_alive():
+        taken += second.run_once().units
+        time.sleep(0.2)
+    runner.join()
+    assert taken == [] and queue.get(1).status == "completed"
+    assert len(executor.calls) == 1 and not any(r for _, r in executor.calls)

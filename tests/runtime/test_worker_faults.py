@@ -140,5 +140,5 @@ def test_terminated_connections_lose_nothing_and_run_nothing_twice(postgres_url:
     for action_id in range(1, count + 1):
         finished = [e for e in queue.ledger_entries(action_id) if e.event == "completed"]
         assert len(finished) == 1
-    assert any(r["event"] in ("db_retry", "listen_faults") for r in logged)
+    assert any(r["event"] in ("db_retry", "listen_fault") for r in logged)
     assert verify_store(queue.store).ok

@@ -111,9 +111,11 @@ class WorkQueries:
             found.update(int(r.action_id) for r in rows)
         return found
 
-    def work_waiting(self, now: str) -> bool:
+    def work_waiting(self, now: str, stale_before: str | None = None) -> bool:
         """Whether anything might be runnable now: one indexed read per kind, no lock.
-        A worker asks this first, so an idle one never takes the write lock."""
+        A worker asks this first, so an idle one never takes the write lock.
+        ``stale_before``: an unleased run started later than this is not looked at (the
+        process that started it may still be running it)."""
         a, w = s.actions.c, s.work_leases.c
         probes = [
             select(a.id).where(a.status == "approved"),
@@ -123,8 +125,9 @@ class WorkQueries:
             select(a.id).where(and_(a.status == "pending", a.expires_at.is_not(None),
                                     a.expires_at <= now)),
             select(a.id).select_from(s.actions.outerjoin(s.work_leases, w.action_id == a.id))
-            .where(and_(a.status == "running",
-                        or_(w.lease_until.is_(None), w.lease_until <= now))),
+            .where(and_(a.status == "running", or_(
+                and_(w.lease_until.is_(None), a.started_at <= (stale_before or now)),
+                w.lease_until <= now))),
         ]
         return any(self.conn.execute(p.limit(1)).first() is not None for p in probes)
 

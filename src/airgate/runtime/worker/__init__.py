@@ -126,10 +126,15 @@ class Worker:
                    for i in range(self.concurrency)]
         for t in threads:
             t.start()
+        faults = 0
         try:
             while not stop.is_set() and any(t.is_alive() for t in threads):
                 if listener.wait(self.poll_interval, stop):
                     self._poke()
+                if listener.failures > faults:  # its connection dropped: polls until back
+                    faults = listener.failures
+                    self._emit({"event": "listen_fault", "error": listener.last_error,
+                                "note": "reconnecting; polling meanwhile"})
         finally:
             self._poke()
             for t in threads:

@@ -49,7 +49,7 @@ def claim_next(queue: Runtime, worker_id: str, lease_seconds: float) -> Claim | 
     now = queue.now()
     at = format_time(now)
     with queue.store.read() as tx:
-        if not tx.work_waiting(at):
+        if not tx.work_waiting(at, format_time(now - dt.timedelta(seconds=RECONCILE_GRACE))):
             return None  # the idle case: one read, no write lock
     until = format_time(now + dt.timedelta(seconds=lease_seconds))
     with queue.store.write() as tx:
