@@ -16,8 +16,10 @@ ci_pg_answers() {
         "$1" 2>/dev/null
 }
 
-ci_pg_bin() {
-    ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+ci_pg_bin() {  # the newest installed server's bin directory, or nothing
+    local found
+    found=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+    if [ -d "$found" ]; then echo "$found"; fi
 }
 
 ci_pg_root() {  # an apt-get command, run (as root, or through sudo) or, dry, printed
