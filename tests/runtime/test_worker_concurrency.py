@@ -26,7 +26,7 @@ from runtime_helpers import clean_postgres_store, open_store
 
 ACTIONS = int(os.environ.get("AIRGATE_TEST_LOAD_ACTIONS", "5000"))  # smaller to debug
 WORKERS = 4
-KILL_AFTER = int(os.environ.get("AIRGATE_TEST_LOAD_KILL", "400"))  # runs before the kill
+SLOW = 1001  # dev1001 (approved): its run lingers after its work, and its worker is killed
 DEADLINE = 240.0  # seconds: a hung run fails instead of blocking CI
 HERE = Path(__file__).parent
 CLI = [sys.executable, "-c", "from airgate.cli import main; main()"]
@@ -34,23 +34,27 @@ CLI = [sys.executable, "-c", "from airgate.cli import main; main()"]
 # The executor: a shell script (a few ms a run, where Python would take 30). It logs the
 # idempotency key of each run it carries out; a key already logged is a reconciliation
 # of a run it did, answered without doing it again. Appends of one short line are atomic.
+# The run of dev{SLOW} does its work, says so in a marker file and then takes 5 s to
+# answer: the test kills its worker then, in the middle of a run.
 EXECUTOR = """\
 req=$(cat)
 key=$(printf '%s' "$req" | sed -n 's/.*"idempotency_key": *"\\([^"]*\\)".*/\\1/p')
 [ -n "$key" ] || { echo "no key" >&2; exit 1; }
 if grep -qxF "$key" "$1" 2>/dev/null; then echo '{"replayed": true}'; exit 0; fi
 printf '%s\\n' "$key" >> "$1"
+case "$req" in *'"dev@SLOW@"'*) printf '%s' "$key" > "$2.tmp"; mv "$2.tmp" "$2"; sleep 5;; esac
 echo '{"done": true}'
-"""
+""".replace("@SLOW@", str(SLOW))
 
 
-def push(url: str, script: Path, log: Path) -> None:
+def push(url: str, script: Path, log: Path, marker: Path) -> None:
     users = {name: ["active-remediation"] for name in APPROVERS}
     users["root"] = ["global-admin"]
     store = open_store(url)
     push_config(store, {
         "users": users, "automation": ["soar"], "execution": "worker",
-        "executors": {"default": {"type": "command", "argv": ["/bin/sh", str(script), str(log)],
+        "executors": {"default": {"type": "command", "argv": ["/bin/sh", str(script), str(log),
+                                                            str(marker)],
                                   "timeout": "30s"}},
     }, actor="root", at=format_time(dt.datetime.now(dt.UTC)))
     store.close()
@@ -72,6 +76,14 @@ def load(*args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, str(HERE / "worker_load.py"), *args], env=env())
 
 
+def started_by(url: str, action_id: int) -> str:
+    store = open_store(url)
+    with store.read() as tx:
+        [started] = [e for e in tx.ledger_for(action_id) if e.event == "started"]
+    store.close()
+    return str(started.details["worker"])
+
+
 def settled(url: str) -> bool:
     store = open_store(url)
     by_status = store.summary()["by_status"]
@@ -84,20 +96,24 @@ def settled(url: str) -> bool:
 def test_workers_approvers_and_a_submitter_at_once_do_each_unit_once(tmp_path):
     url = clean_postgres_store()
     script, log, flag = tmp_path / "executor.sh", tmp_path / "runs.log", tmp_path / "submitted"
+    marker = tmp_path / "slow-run"
     script.write_text(EXECUTOR)
-    push(url, script, log)
+    push(url, script, log, marker)
     began = time.monotonic()
     workers = {f"w{i}": start_worker(url, f"w{i}", tmp_path) for i in range(WORKERS)}
     submitter = load("submit", url, str(ACTIONS), str(flag))
     approvers = [load("approve", url, str(n), str(flag), str(tmp_path / f"approver{n}.jsonl"),
                       str(DEADLINE)) for n in range(len(APPROVERS))]
     try:
-        while not log.exists() or len(log.read_text().split()) < KILL_AFTER:
-            assert time.monotonic() - began < DEADLINE, "the workers made no progress"
-            time.sleep(0.1)
-        workers["w0"].send_signal(signal.SIGKILL)  # mid-run: a claim and its lease left behind
-        assert workers["w0"].wait(10) == -signal.SIGKILL
-        workers["w0b"] = start_worker(url, "w0b", tmp_path)
+        while not marker.exists():
+            assert time.monotonic() - began < DEADLINE, "the slow run never started"
+            time.sleep(0.05)
+        slow_key = marker.read_text()
+        slow_id = int(slow_key.split(":")[1])
+        victim = started_by(url, slow_id)  # the worker in the middle of that run
+        workers[victim].send_signal(signal.SIGKILL)  # its claim and lease left behind
+        assert workers[victim].wait(10) == -signal.SIGKILL
+        workers[f"{victim}-restarted"] = start_worker(url, f"{victim}-restarted", tmp_path)
         assert submitter.wait(DEADLINE) == 0
         for p in approvers:
             assert p.wait(DEADLINE) == 0
@@ -114,7 +130,7 @@ def test_workers_approvers_and_a_submitter_at_once_do_each_unit_once(tmp_path):
             p.wait(30)
     elapsed = time.monotonic() - began
     for name, p in workers.items():
-        if name != "w0":
+        if name != victim:
             assert p.returncode == 0, (tmp_path / f"{name}.log").read_text()[-2000:]
 
     store = open_store(url)
@@ -142,6 +158,13 @@ def test_workers_approvers_and_a_submitter_at_once_do_each_unit_once(tmp_path):
         keys.update(started)
         assert len(started) == {"completed": 1, "undone": 2}.get(a.status, 0), (a.id, started)
     assert set(runs) == keys
+    # The killed worker's run was taken over under its key: asked again, not redone.
+    slow = ledger[slow_id]
+    assert [e.details.get("worker") for e in slow if e.event == "started"] == [victim]
+    [completed] = [e for e in slow if e.event == "completed"]
+    assert completed.details["worker"] != victim
+    assert completed.details["result"]["output"] == {"replayed": True}
+    assert runs[slow_key] == 1
     assert all(expected.values()), expected
 
     # Every approval, rejection and undo request an approver made is in the store.
