@@ -58,8 +58,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         description="Policies decide remediation actions; a queue holds them for approval;"
                     " a ledger keeps their history and undo. Every endpoint but /healthz"
                     " needs `Authorization: Bearer <token>` (airgate token create).",
-        openapi_url=f"{API_PREFIX}/openapi.json", docs_url=f"{API_PREFIX}/docs",
-        redoc_url=None,
+        # Served below behind a token, like every endpoint but /healthz.
+        openapi_url=None, docs_url=None, redoc_url=None,
     )
     app.state.airgate = ctx
     metrics = ctx.metrics = Metrics(ctx.store)
@@ -76,6 +76,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
     def metrics_page(_actor: Actor, _ctx: Context) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.get(f"{API_PREFIX}/openapi.json", tags=["server"], include_in_schema=False)
+    def openapi_document(_actor: Actor) -> dict[str, Any]:
+        return app.openapi()
 
     app.include_router(api.router, prefix=API_PREFIX)
     web = _web_module()
