@@ -3,12 +3,14 @@ OpenAPI document says exactly what each endpoint takes and gives."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_IDS = 10_000  # one bulk request; far more than a page of the Action center
-ActionId = Field(ge=1, le=2**31 - 1)
+# Ids live in INTEGER columns (32 bits on PostgreSQL): a bigger number is a typo, refused
+# as 422 rather than an overflow deep in the driver.
+ActionId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
 class Action(BaseModel):
@@ -161,7 +163,7 @@ class Selection(_Strict):
     """Which actions: ``ids``, or every pending one of ``investigation`` (and
     ``action_type``). Several must share an action type, as in Defender."""
 
-    ids: list[int] = Field(default_factory=list, max_length=MAX_IDS)
+    ids: list[ActionId] = Field(default_factory=list, max_length=MAX_IDS)
     investigation: str | None = Field(None, min_length=1, max_length=1000)
     action_type: str | None = Field(None, min_length=1, max_length=200)
 
@@ -175,7 +177,7 @@ class RejectRequest(Selection):
 
 
 class UndoRequest(_Strict):
-    ids: list[int] = Field(min_length=1, max_length=MAX_IDS)
+    ids: list[ActionId] = Field(min_length=1, max_length=MAX_IDS)
     all_instances: bool = Field(False, description="A quarantined file: every other instance"
                                 " of the same hash too.")
     comment: str | None = Field(None, max_length=10_000)
