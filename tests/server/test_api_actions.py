@@ -31,14 +31,18 @@ def problem(response, status: int) -> dict:  # type: ignore[no-untyped-def,type-
 
 def test_submit_returns_what_each_decision_became(srv: Server) -> None:
     body = srv.submit(investigation())
-    got = [(o["outcome"], o["action_id"], o["status"], o["decision"]["action"])
-           for o in body["outcomes"]]
-    assert got == [("created", 1, "pending", "isolate_device"),
-                   ("excluded", None, None, "isolate_device"),
-                   ("created", 2, "completed", "quarantine_file")]
+    got = [(o["outcome"], o["action_id"], o["status"], o["action_type"], o["entity_name"],
+            o["excluded_by"]) for o in body["outcomes"]]
+    assert got == [("created", 1, "pending", "isolate_device", "ws1", []),
+                   ("excluded", None, None, "isolate_device", "dc01", ["t.no-dc"]),
+                   ("created", 2, "completed", "quarantine_file", "evil.exe", [])]
+    assert "decision" not in body["outcomes"][0]
     assert body["investigations"] == ["inv-7"] and body["warnings"] == []
-    again = srv.submit(investigation())
+    again = srv.client.post("/api/v1/evidence", params={"full": "true"},
+                            json=investigation(), headers=srv.as_("bob")).json()
     assert [o["outcome"] for o in again["outcomes"]] == ["unchanged", "excluded", "unchanged"]
+    first = again["outcomes"][0]
+    assert first["action"]["id"] == 1 and first["decision"]["rules"] == ["t.isolate"]
 
 
 def test_the_submitter_is_the_tokens_actor_in_the_ledger(srv: Server) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
 
 from airgate.errors import EvidenceError, Finding, Location
 from airgate.server import models
@@ -31,6 +32,8 @@ _BODY = {"required": True, "description": "Evidence in any format airgate reads"
              "application/json": {"schema": {"type": "object"}},
              "application/x-ndjson": {"schema": {"type": "string"}},
              "application/yaml": {"schema": {"type": "string"}}}}
+Full = Annotated[bool, Query(description="Each outcome with its whole action record and"
+                             " decision (as airgate submit --format json)")]
 Strict = Annotated[bool, Query(description="Refuse (400) and submit nothing when reading"
                                " the evidence gave a warning")]
 
@@ -82,15 +85,19 @@ def _decisions(ctx: AppContext, read: _Read) -> list[Any]:
              response_model=models.SubmitResult,
              responses={413: {"model": models.Problem, "description": "Body too large"},
                         **{s: {"model": models.Problem} for s in (400, 401, 403, 409, 422)}})
-async def submit(request: Request, actor: Actor, ctx: Context,
-                 strict: Strict = False) -> dict[str, Any]:
+async def submit(request: Request, actor: Actor, ctx: Context, strict: Strict = False,
+                 full: Full = False) -> Response:
     from starlette.concurrency import run_in_threadpool
 
     body = await request.body()
-    return await run_in_threadpool(_submit, ctx, _source(request, body), actor, strict)
+    result = await run_in_threadpool(_submit, ctx, _source(request, body), actor, strict, full)
+    # Built from the library's own records: returned as it is, not validated again (a batch
+    # of thousands of outcomes would spend longer in validation than in the queue).
+    return JSONResponse(result)
 
 
-def _submit(ctx: AppContext, source: _Body, actor: str, strict: bool) -> dict[str, Any]:
+def _submit(ctx: AppContext, source: _Body, actor: str, strict: bool,
+            full: bool) -> dict[str, Any]:
     from airgate.engine.decision_json import decision_to_dict
 
     read = _Read(source)
@@ -103,12 +110,20 @@ def _submit(ctx: AppContext, source: _Body, actor: str, strict: bool) -> dict[st
     if ctx.metrics is not None:
         ctx.metrics.submitted(outcomes)
     catalog = ctx.policy_set.catalog
-    return {"outcomes": [{
-        "outcome": o.outcome, "action_id": o.action_id,
-        "status": o.action.status if o.action else None,
-        "action": o.action.as_dict() if o.action else None,
-        "decision": decision_to_dict(o.decision, catalog)} for o in outcomes],
-        "investigations": list(read.seen), "warnings": [f.as_dict() for f in read.warnings]}
+    out = []
+    for o in outcomes:
+        d = o.decision
+        row: dict[str, Any] = {
+            "outcome": o.outcome, "action_id": o.action_id,
+            "status": o.action.status if o.action else None, "investigation": d.investigation,
+            "action_type": d.action, "entity_type": d.entity.type, "entity_name": d.entity.name,
+            "excluded_by": list(d.suppressed_by)}
+        if full:
+            row["action"] = o.action.as_dict() if o.action else None
+            row["decision"] = decision_to_dict(d, catalog)
+        out.append(row)
+    return {"outcomes": out, "investigations": list(read.seen),
+            "warnings": [f.as_dict() for f in read.warnings]}
 
 
 @router.post("/evaluate", tags=["evidence"], openapi_extra={"requestBody": _BODY},

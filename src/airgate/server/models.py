@@ -101,11 +101,18 @@ class FindingOut(BaseModel):
 
 
 class Outcome(BaseModel):
-    outcome: str = Field(description="queued, merged, approved, excluded, unchanged...")
+    """What one decision became. ``action`` and ``decision`` are there with ``?full=true``."""
+
+    outcome: str = Field(description="created, merged, excluded, unchanged...")
     action_id: int | None = None
     status: str | None = None
+    investigation: str
+    action_type: str
+    entity_type: str
+    entity_name: str
+    excluded_by: list[str] = []
     action: Action | None = None
-    decision: DecisionOut
+    decision: DecisionOut | None = None
 
 
 class SubmitResult(BaseModel):
