@@ -70,3 +70,14 @@ def test_never_expiring_and_reserved_actor(tmp_path: Path) -> None:
     assert made.exit_code == 0 and "expires never" in made.stderr
     refused = run(tmp_path, "token", "create", "--actor", "automation")
     assert refused.exit_code == 2 and "reserved for airgate itself" in refused.stderr
+
+
+def test_serve_reports_every_policy_finding_and_starts_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: airgate/v1\nkind: Policy\nmetadata: {name: t}\nspec:\n"
+                   "  rules:\n    - id: x\n      match: {verdict: bogus}\n")
+    result = run(tmp_path, "serve", "--policy", str(bad))
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and all(line.startswith(f"airgate: error: {bad}:") for line in lines)
+    assert "Traceback" not in result.output

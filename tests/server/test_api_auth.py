@@ -68,3 +68,21 @@ def test_metrics_need_a_token_too(tmp_path: Path) -> None:
         response = srv.client.get("/metrics", headers=srv.as_("alice"))
     assert response.status_code == 200
     assert "airgate_request_seconds_bucket" in response.text
+
+
+def test_an_unknown_path_and_a_wrong_method_are_problem_json(tmp_path: Path) -> None:
+    with serve(tmp_path) as srv:
+        missing = srv.client.get("/api/v1/nope", headers=srv.as_("alice"))
+        wrong = srv.client.delete("/api/v1/actions", headers=srv.as_("alice"))
+    assert missing.status_code == 404 and wrong.status_code == 405
+    for response in (missing, wrong):
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["status"] == response.status_code
+
+
+def test_a_session_cookie_alone_never_authenticates_the_api(tmp_path: Path) -> None:
+    with serve(tmp_path) as srv:
+        srv.client.cookies.set("airgate_session", "anything")
+        response = srv.client.get("/api/v1/whoami")
+        srv.client.cookies.clear()
+    assert response.status_code == 401

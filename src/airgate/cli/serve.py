@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from airgate.cli.runtime_common import db_options
-from airgate.errors import UsageError
+from airgate.errors import EXIT_FAILED, PolicyLoadErrors, UsageError
+from airgate.render import escape
 
 
 @click.command("serve")
@@ -39,9 +42,19 @@ def command(policy_paths: tuple[str, ...], host: str, port: int, worker: bool,
     except ModuleNotFoundError as exc:
         raise UsageError(f"airgate serve needs the server extra ({exc.name} is missing):"
                          " pip install 'airgate[server]'") from None
-    app = create_app(ServerSettings(db=db, policy_paths=policy_paths, config_path=config_path,
-                                    worker=worker, worker_interval=tick_interval,
-                                    engine=engine_name))
+    try:
+        app = create_app(ServerSettings(db=db, policy_paths=policy_paths,
+                                        config_path=config_path, worker=worker,
+                                        worker_interval=tick_interval, engine=engine_name))
+    except PolicyLoadErrors as exc:
+        for finding in exc.findings:  # every finding, as airgate submit says them
+            click.echo(f"airgate: error: {finding.location}: {finding.code}:"
+                       f" {escape(finding.message)}", err=True)
+        sys.exit(EXIT_FAILED)
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        click.echo(f"airgate: warning: listening on {escape(host)} without TLS: tokens and"
+                   " session cookies cross the network in clear; put a TLS proxy in front"
+                   " (docs/server.md)", err=True)
     click.echo(f"airgate: serving on http://{host}:{port} (OpenAPI at /api/v1/openapi.json)",
                err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False,

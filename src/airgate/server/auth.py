@@ -34,12 +34,10 @@ def current_actor(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str:
-    """FastAPI dependency: the actor of the request's Bearer token, else 401. A session
-    (``request.state.airgate_actor``, set by the web layer's middleware) counts too."""
-    session_actor = getattr(request.state, "airgate_actor", None)
+    """FastAPI dependency: the actor of the request's Bearer token, else 401. Only the
+    header counts, never a cookie: a browser cannot be made to send the header
+    cross-site, so the API needs no CSRF defence (the web pages have their own)."""
     if credentials is None:
-        if isinstance(session_actor, str):
-            return session_actor
         raise Unauthenticated("no credentials: send Authorization: Bearer <token>"
                               " (airgate token create makes one)")
     if credentials.scheme.lower() != "bearer":
