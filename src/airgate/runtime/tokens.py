@@ -17,7 +17,7 @@ import hashlib
 import secrets
 from typing import TYPE_CHECKING
 
-from airgate.errors import NotFound, Unauthenticated, UsageError
+from airgate.errors import NotFound, StoreError, Unauthenticated, UsageError
 from airgate.runtime.clock import format_time, parse_time
 from airgate.runtime.guards import check_actor
 from airgate.runtime.records import LedgerEvent
@@ -96,7 +96,10 @@ def verify(store: Store, raw: str, *, now: dt.datetime) -> str:
     if row.expires_at is not None and row.expires_at <= at:
         raise Unauthenticated(f"token {row.prefix}… expired at {row.expires_at}")
     if row.last_used_at is None or parse_time(row.last_used_at) + TOUCH_EVERY <= now:
-        with store.write() as tx:
-            tx.touch_token(row.id, at)
+        try:
+            with store.write() as tx:
+                tx.touch_token(row.id, at)
+        except StoreError:
+            pass  # the store is busy (a long submit holds the lock): last use is a hint
     return row.actor
 
