@@ -264,3 +264,5 @@ def test_the_openapi_document_describes_every_endpoint(srv: Server) -> None:
         "/api/v1/actions/{action_id}/redo", "/api/v1/history", "/api/v1/investigations",
         "/api/v1/ledger/verify", "/healthz", "/metrics"}
     assert "Action" in doc["components"]["schemas"]
+    refused = doc["paths"]["/api/v1/actions/approve"]["post"]["responses"]["409"]
+    assert list(refused["content"]) == ["application/problem+json"]

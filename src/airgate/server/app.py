@@ -80,7 +80,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     @app.get(f"{API_PREFIX}/openapi.json", tags=["server"], include_in_schema=False)
     def openapi_document(_actor: Actor) -> dict[str, Any]:
-        return app.openapi()
+        if app.openapi_schema is None:
+            app.openapi_schema = problems.as_problem_json(app.openapi())
+        return app.openapi_schema
 
     app.include_router(api.router, prefix=API_PREFIX)
     web = _web_module()

@@ -85,6 +85,20 @@ def airgate_problem(exc: AirgateError) -> JSONResponse:
     return problem(status, title, str(exc), code=exc.code, headers=headers, **extra)
 
 
+def as_problem_json(document: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document with every error response declared as what it is sent as,
+    ``application/problem+json`` (FastAPI files a response model under JSON)."""
+    ref = "#/components/schemas/Problem"
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for response in operation.get("responses", {}).values():
+                content = response.get("content", {})
+                schema = content.get("application/json", {}).get("schema", {})
+                if schema.get("$ref") == ref:
+                    response["content"] = {PROBLEM: {"schema": schema}}
+    return document
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into problem JSON."""
 
