@@ -55,5 +55,9 @@ def test_metrics_count_pending_actions_decisions_and_transitions(tmp_path: Path)
     assert 'airgate_decisions_total{action_type="isolate_device",outcome="excluded"} 2.0' in text
     assert ('airgate_transitions_total{action_type="isolate_device",operation="approve",'
             'outcome="completed"} 1.0') in text
+    assert ('airgate_executions_total{action_type="isolate_device",operation="apply",'
+            'outcome="completed"} 1.0') in text
+    assert ('airgate_executions_total{action_type="quarantine_file",operation="apply",'
+            'outcome="completed"} 2.0') in text  # automatic, on submit
     assert 'route="/api/v1/actions/approve"' in text  # the route template, never a raw path
     assert 'route="/api/v1/evidence",status="200"' in text

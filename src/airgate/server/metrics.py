@@ -5,6 +5,9 @@ several apps in one process never share counters.
 - ``airgate_decisions_total{action_type,outcome}``: what submissions became;
 - ``airgate_transitions_total{action_type,operation,outcome}``: approvals, rejections,
   undos (outcome = the status the action reached: completed, failed, rejected...);
+- ``airgate_executions_total{action_type,operation,outcome}``: executor runs this server
+  started (automatic actions on submit, the approvals that complete a quorum, undos),
+  by what they ended as (completed, failed, undone, running: the outcome is unknown);
 - ``airgate_tick_total{kind}``: expiries, timed reverts, reconciliations of the worker;
 - ``airgate_request_seconds{method,route,status}``: request latency histogram.
 """
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
     from airgate.runtime.records import ActionRecord
     from airgate.runtime.store import Store
 
+_RAN = ("completed", "failed", "undone", "running")  # statuses only an executor run leaves
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -50,6 +54,9 @@ class Metrics:
         self.transitions = Counter(
             "airgate_transitions", "Approvals, rejections and undos by the status reached",
             ["action_type", "operation", "outcome"], registry=self.registry)
+        self.executions = Counter(
+            "airgate_executions", "Executor runs started by this server, by how they ended",
+            ["action_type", "operation", "outcome"], registry=self.registry)
         self.ticks = Counter("airgate_tick", "Time-driven work done by the worker", ["kind"],
                              registry=self.registry)
         self.latency = Histogram("airgate_request_seconds", "HTTP request latency",
@@ -61,10 +68,15 @@ class Metrics:
     def submitted(self, outcomes: Iterable[Any]) -> None:
         for o in outcomes:
             self.decisions.labels(o.decision.action, o.outcome).inc()
+            if o.outcome == "created" and o.action is not None and o.action.run_key:
+                self.executions.labels(o.action.action_type, "apply", o.action.status).inc()
 
     def settled(self, operation: str, actions: Iterable[ActionRecord]) -> None:
         for a in actions:
             self.transitions.labels(a.action_type, operation, a.status).inc()
+            if operation in ("approve", "undo") and a.status in _RAN:
+                self.executions.labels(a.action_type, "apply" if operation == "approve"
+                                       else "undo", a.status).inc()
 
 
     def ticked(self, report: dict[str, list[int]]) -> None:
