@@ -19,17 +19,21 @@ from airgate.render import escape
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--worker/--no-worker", default=True, show_default=True,
               help="Run expiries, timed reverts and reconciliation in this process; with"
-                   " --no-worker, separate `airgate worker` processes do.")
+                   " --no-worker, other processes do (airgate tick from a timer, or"
+                   " airgate worker).")
 @click.option("--tick-interval", type=click.FloatRange(0.1, 3600), default=5.0,
               show_default=True, help="Seconds between two rounds of the in-process worker.")
+@click.option("--max-body-mb", type=click.IntRange(1, 1024), default=16, show_default=True,
+              help="Largest request body, in MiB (a JSON document is read up to 16 MiB"
+                   " whatever this says; NDJSON up to this).")
 @click.option("--engine", "engine_name", type=click.Choice(["indexed", "durable"]),
               default="indexed", show_default=True)
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info",
                                                 "debug"]), default="info", show_default=True)
 @db_options
 def command(policy_paths: tuple[str, ...], host: str, port: int, worker: bool,
-            tick_interval: float, engine_name: str, log_level: str, db: str | None,
-            config_path: str | None) -> None:
+            tick_interval: float, max_body_mb: int, engine_name: str, log_level: str,
+            db: str | None, config_path: str | None) -> None:
     """Serve the JSON API (/api/v1, OpenAPI at /api/v1/openapi.json) and the web pages.
 
     Every endpoint but /healthz needs a token from `airgate token create`.
@@ -45,7 +49,8 @@ def command(policy_paths: tuple[str, ...], host: str, port: int, worker: bool,
     try:
         app = create_app(ServerSettings(db=db, policy_paths=policy_paths,
                                         config_path=config_path, worker=worker,
-                                        worker_interval=tick_interval, engine=engine_name))
+                                        worker_interval=tick_interval, engine=engine_name,
+                                        max_body_bytes=max_body_mb * 1024 * 1024))
     except PolicyLoadErrors as exc:
         for finding in exc.findings:  # every finding, as airgate submit says them
             click.echo(f"airgate: error: {finding.location}: {finding.code}:"
@@ -55,7 +60,8 @@ def command(policy_paths: tuple[str, ...], host: str, port: int, worker: bool,
         click.echo(f"airgate: warning: listening on {escape(host)} without TLS: tokens and"
                    " session cookies cross the network in clear; put a TLS proxy in front"
                    " (docs/server.md)", err=True)
-    click.echo(f"airgate: serving on http://{host}:{port} (OpenAPI at /api/v1/openapi.json)",
-               err=True)
+    store = app.state.airgate.store.display_url
+    click.echo(f"airgate: serving {escape(store)} on http://{escape(host)}:{port} (OpenAPI at"
+               " /api/v1/openapi.json)", err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False,
                 proxy_headers=True, forwarded_allow_ips="127.0.0.1")
