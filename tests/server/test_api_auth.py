@@ -13,7 +13,9 @@ from server_helpers import serve
 def test_healthz_needs_no_token(tmp_path: Path) -> None:
     with serve(tmp_path) as srv:
         response = srv.client.get("/healthz")
+        head = srv.client.head("/healthz")  # what many load balancers send
     assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert head.status_code == 200
 
 
 @pytest.mark.parametrize("headers, detail", [

@@ -66,11 +66,15 @@ def create_app(settings: ServerSettings) -> FastAPI:
     metrics = ctx.metrics = Metrics(ctx.store)
     problems.install(app)
 
-    @app.get("/healthz", tags=["server"], summary="Liveness: the server answers and its"
-             " store opens (no token needed)")
+    @app.get("/healthz", tags=["server"],
+             summary="Liveness: the server answers and its store opens (no token)")
     def healthz() -> dict[str, str]:
         ctx.store.schema_version()
         return {"status": "ok"}
+
+    # HEAD, which many load balancers send: the same check, left out of the document
+    # (one operation per path and method there).
+    app.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
 
     @app.get("/metrics", tags=["server"], summary="Prometheus metrics (text format)",
              response_class=Response,
