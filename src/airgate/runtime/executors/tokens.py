@@ -86,7 +86,10 @@ class MsalHttp:
               data: Any = None) -> Response:
         what = "token request" if method == "POST" else f"tenant discovery ({url})"
         content = data if isinstance(data, str | bytes) else None
-        form = data if isinstance(data, Mapping) else None
+        # MSAL hands the client assertion over as bytes; requests would send them as
+        # text, httpx as their repr: decode them as requests does
+        form = ({k: v.decode() if isinstance(v, bytes) else v for k, v in data.items()}
+                if isinstance(data, Mapping) else None)
         attempt = 0
         with httpx.Client(verify=self.verify, timeout=self.timeout) as http:
             while True:
