@@ -170,6 +170,16 @@ def test_a_throttled_token_request_is_retried_after_retry_after(fake, monkeypatc
     assert len(fake.token_calls()) == 2
 
 
+def test_a_token_endpoint_still_failing_after_the_retries_says_so(fake, monkeypatch):
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    fake.on("POST", TOKEN_PATH, Answer(503, {"error": "temporarily_unavailable",
+                                             "error_description": "try later"},
+                                       {"Retry-After": "0"}))
+    failed = revoke(fake)  # retries=1: two attempts
+    assert failed.message == "token request answered 503: temporarily_unavailable: try later"
+    assert len(fake.token_calls()) == 2 and fake.calls("POST", REVOKE) == []
+
+
 @pytest.mark.parametrize("how", ["secret_env", "secret_file"])
 def test_invalid_client_is_named_and_the_echoed_secret_is_masked(tmp_path, fake, monkeypatch,
                                                                  how):

@@ -142,3 +142,20 @@ def test_a_user_disabled_then_undone_is_enabled_again(tmp_path, fake):
     assert story["action"]["status"] == "undone"
     assert [o["request_id"] for o in outputs(story, "completed") + outputs(story, "undone")] \
         == ["p-1", "p-2"]
+
+
+def test_a_refused_token_fails_the_approval_without_the_secret_anywhere(tmp_path, fake):
+    from ms_fake import TOKEN_PATH
+
+    fake.on("POST", TOKEN_PATH, Answer(401, {
+        "error": "invalid_client", "error_description": f"AADSTS7000215: bad secret {SECRET}"}))
+    common = setup(tmp_path, fake, {"type": "user", "fields": {
+        "userAccount": {"azureAdUserId": OID}}})
+    approved = cli("approve", "1", *common, "--actor", "erin")
+    story, text = ledger(common, 1)
+    assert story["action"]["status"] == "failed"
+    assert story["action"]["error"] == ("token request answered 401: invalid_client:"
+                                        " AADSTS7000215: bad secret ***")
+    assert fake.calls("POST", f"/v1.0/users/{OID}/revokeSignInSessions") == []
+    everything = text + approved.output + approved.stderr
+    assert "invalid_client" in everything and SECRET not in everything

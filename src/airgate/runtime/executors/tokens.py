@@ -86,10 +86,11 @@ class MsalHttp:
               data: Any = None) -> Response:
         what = "token request" if method == "POST" else f"tenant discovery ({url})"
         content = data if isinstance(data, str | bytes) else None
-        # MSAL hands the client assertion over as bytes; requests would send them as
-        # text, httpx as their repr: decode them as requests does
-        form = ({k: v.decode() if isinstance(v, bytes) else v for k, v in data.items()}
-                if isinstance(data, Mapping) else None)
+        # MSAL hands the client assertion over as bytes and may leave a field None;
+        # requests sends the bytes as text and drops the None, httpx would send their
+        # repr and an empty field: do as requests does
+        form = ({k: v.decode() if isinstance(v, bytes) else v for k, v in data.items()
+                 if v is not None} if isinstance(data, Mapping) else None)
         attempt = 0
         with httpx.Client(verify=self.verify, timeout=self.timeout) as http:
             while True:
