@@ -248,7 +248,8 @@ def test_executors_check_reports_files_without_reading_them(tmp_path):
         f"  disable_user: {{type: graph_identity, tenant_id: t, client_id: {CLIENT_ID},"
         f" certificate_file: {loose}}}\n"
         f"  isolate_device: {{type: defender_endpoint, tenant_id: t, client_id: {CLIENT_ID},"
-        f" certificate_file: {tmp_path}/app.crt, private_key_file: {tmp_path}/app.key}}\n")
+        f" certificate_file: {tmp_path}/app.crt, private_key_file: {tmp_path}/app.key,"
+        f" ca_file: {tmp_path}/ca.pem}}\n")
     result = CliRunner().invoke(main, ["executors", "check", "--format", "json", "--config",
                                        str(tmp_path / "airgate.yaml"), "--db",
                                        str(tmp_path / "q.db")])
@@ -262,7 +263,8 @@ def test_executors_check_reports_files_without_reading_them(tmp_path):
         f"{loose} is readable by its group or others (chmod 600 it)"]
     assert rows["isolate_device"]["problems"] == [
         f"the file {tmp_path}/app.crt does not exist",
-        f"the file {tmp_path}/app.key does not exist"]
+        f"the file {tmp_path}/app.key does not exist",
+        f"the ca_file {tmp_path}/ca.pem does not exist"]
 
 
 @pytest.mark.parametrize(("credential", "message"), [

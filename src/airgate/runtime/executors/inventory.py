@@ -52,7 +52,11 @@ def _credential_check(config: ExecutorConfig) -> tuple[dict[str, bool], list[str
     """What the executor reads its secret from: present?, problems, warnings."""
     if config.type in REMOTE:
         credential = credential_of(config.options)
-        return credential.present(), credential.problems(), credential.warnings()
+        problems = credential.problems()
+        ca_file = config.options.get("ca_file")
+        if ca_file and not os.path.isfile(str(ca_file)):
+            problems.append(f"the ca_file {ca_file} does not exist")
+        return credential.present(), problems, credential.warnings()
     present = {env: bool(os.environ.get(env, "")) for env in secret_envs(config)}
     return present, [f"the environment variable {env} is not set"
                      for env, ok in present.items() if not ok], []
