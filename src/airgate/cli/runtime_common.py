@@ -95,7 +95,8 @@ def store_target(db: str | None, config: Config) -> tuple[str | None, str]:
     return None, f"the default ./{DEFAULT_DB}"
 
 
-def open_store(db: str | None, config: Config, *, create: bool = False) -> Store:
+def open_store(db: str | None, config: Config, *, create: bool = False,
+               pool_size: int | None = None) -> Store:
     """The chosen store, closed when the command ends (outside a command: by the caller).
 
     Only commands that record new input create a store (``create``); the others
@@ -107,7 +108,7 @@ def open_store(db: str | None, config: Config, *, create: bool = False) -> Store
     target, chosen_by = store_target(db, config)
     ctx = click.get_current_context(silent=True)
     try:
-        store = Store(target, create=create)
+        store = Store(target, create=create, pool_size=pool_size)
     except StoreNotFound as exc:
         raise StoreNotFound(
             f"{exc.message} (store chosen by {chosen_by}; name another with --db or"
@@ -143,7 +144,7 @@ def acting(on: Queue | Store, actor: str | None) -> str:
 
 
 def open_queue(db: str | None, config_path: str | None, *, maintain: bool = True,
-               create: bool = False) -> Queue:
+               create: bool = False, pool_size: int | None = None) -> Queue:
     """The queue over the chosen store, governed by the config stored in it when a global
     admin pushed one (else by the local file), its lazy expiries and reverts done first
     when ``maintain`` (writers only: a reader never changes the store).
@@ -158,7 +159,7 @@ def open_queue(db: str | None, config_path: str | None, *, maintain: bool = True
 
     local = load_config(config_path)
     pinned = pinned_time()  # a malformed or out-of-range time fails before the store opens
-    store = open_store(db, local, create=create)
+    store = open_store(db, local, create=create, pool_size=pool_size)
     settings = read_settings(store)
     if pinned is not None and not settings.demo:
         raise UsageError(f"{ENV_NOW} pins the clock only on a demo store (airgate init --demo);"
@@ -255,6 +256,8 @@ def action_note(a: ActionRecord, now: str | None = None) -> str:
         if a.reason:
             parts.append(a.reason)
         return "; ".join(parts)
+    if a.status == "approved":  # execution: worker
+        return "waiting for a worker"
     if a.status == "completed" and a.revert_at:
         return f"reverts {short_time(a.revert_at)}"
     if a.status == "deduplicated" and a.link_id:

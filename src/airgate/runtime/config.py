@@ -35,7 +35,12 @@ ENV_CONFIG = "AIRGATE_CONFIG"
 DEFAULT_CONFIG = "airgate.yaml"
 DEFAULT_TIMEOUT = 60
 # the keys a pushed config owns (notifications: where alerts about actions go)
-GOVERNING = ("users", "roles", "automation", "executors", "database_users", "notifications")
+# (execution: inline or worker, who carries approved work out: the team decides, not a
+# file each analyst picks)
+GOVERNING = ("users", "roles", "automation", "executors", "database_users", "notifications",
+             "execution")
+INLINE = "inline"
+WORKER = "worker"
 
 
 def normalize_actor(name: str) -> str:
@@ -100,6 +105,7 @@ class Config:
     data: Mapping[str, Any] = field(default_factory=dict)  # the governing part, as JSON
     database_users: Mapping[str, str] = field(default_factory=dict)  # PostgreSQL -> actor
     notifications: NotifyConfig | None = None
+    execution: str = INLINE  # or WORKER: approve and undo leave the run to `airgate worker`
 
     def __post_init__(self) -> None:
         # A Config built in code (tests, scripts) compares names as a loaded one does.
@@ -125,11 +131,16 @@ class Config:
         return Config(base.users, base.executors, self.store, self.file, base.automation,
                       MappingProxyType({"updated_by": updated_by, "updated_at": updated_at,
                                         "sha256": governing_hash(stored)}), base.data,
-                      base.database_users, base.notifications)
+                      base.database_users, base.notifications, base.execution)
 
     def actor_of_database_user(self, db_user: str) -> str:
         """The actor a PostgreSQL user acts as: its ``database_users`` entry, else itself."""
         return self.database_users.get(db_user, db_user)
+
+    @property
+    def by_worker(self) -> bool:
+        """Whether ``airgate worker`` processes, not the approver's, carry out the work."""
+        return self.execution == WORKER
 
     def executor_for(self, action_type: str) -> ExecutorConfig:
         return self.executors.get(action_type) or self.executors.get("default") or RECORD
@@ -235,7 +246,8 @@ def config_from_data(data: Mapping[str, Any], file: str | None) -> Config:
     mapped = {k: normalize_actor(v) for k, v in (data.get("database_users") or {}).items()}
     return Config(MappingProxyType(users), MappingProxyType(executors), store, file,
                   automation, None, MappingProxyType(governing), MappingProxyType(mapped),
-                  _notify_config(data.get("notifications")))
+                  _notify_config(data.get("notifications")),
+                  str(data.get("execution") or INLINE))
 
 
 def _notify_config(spec: Mapping[str, Any] | None) -> NotifyConfig | None:

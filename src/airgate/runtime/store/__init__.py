@@ -10,7 +10,15 @@ May use: the runtime's records, clock and ledger hashing. Never the queue.
 
 from __future__ import annotations
 
-from airgate.runtime.store.database import DEFAULT_DB, ENV_DB, Store, StoreNotFound, resolve_url
+from airgate.runtime.store.database import (
+    DEFAULT_DB,
+    ENV_DB,
+    Store,
+    StoreNotFound,
+    StoreUnavailable,
+    resolve_url,
+)
 from airgate.runtime.store.tx import Tx
 
-__all__ = ["DEFAULT_DB", "ENV_DB", "Store", "StoreNotFound", "Tx", "resolve_url"]
+__all__ = ["DEFAULT_DB", "ENV_DB", "Store", "StoreNotFound", "StoreUnavailable", "Tx",
+           "resolve_url"]

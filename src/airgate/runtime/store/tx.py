@@ -11,9 +11,16 @@ from sqlalchemy import Connection, Table, and_, bindparam, func, insert, select,
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from airgate.runtime.ledger import LedgerRow, canonical_text, row_hash_v2
-from airgate.runtime.records import ActionFilter, ActionRecord, LedgerEntry, LedgerEvent
+from airgate.runtime.records import (
+    LEDGER_STAMP,
+    ActionFilter,
+    ActionRecord,
+    LedgerEntry,
+    LedgerEvent,
+)
 from airgate.runtime.store import schema as s
 from airgate.runtime.store.audit import AuditReads, action_from, action_of, entry_of
+from airgate.runtime.store.work import WorkQueries
 
 _JSON_COLUMNS = ("rules", "approval", "reasons", "undo", "result")
 CHUNK = 5000
@@ -25,7 +32,7 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-class Tx(AuditReads):
+class Tx(AuditReads, WorkQueries):
     """Queries and changes inside one transaction (see ``Store.read`` and ``Store.write``)."""
 
     def __init__(self, conn: Connection, *, sqlite: bool) -> None:
@@ -78,7 +85,11 @@ class Tx(AuditReads):
         self._head = (int(row.seq), str(row.hash))
 
     def log(self, event: LedgerEvent, at: str) -> None:
-        """Queue a ledger entry; it is chained and written when the transaction commits."""
+        """Queue a ledger entry; it is chained and written when the transaction commits.
+        Inside ``records.stamped`` its details also carry the stamp (a worker's id)."""
+        stamp = LEDGER_STAMP.get()
+        if stamp:
+            event = replace(event, details={**event.details, **stamp})
         self._pending_ledger.append((event, at))
 
     def flush(self) -> None:
