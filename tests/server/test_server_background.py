@@ -33,7 +33,10 @@ def test_the_in_process_worker_expires_and_reverts_while_the_server_runs(
         ledger = srv.client.get("/api/v1/actions/1", headers=srv.as_("alice")).json()["ledger"]
         assert ledger[-1]["event"] == "expired" and ledger[-1]["actor"] == "system"
         metrics = srv.client.get("/metrics", headers=srv.as_("alice")).text
-    assert 'airgate_tick_total{kind="expired"} 1.0' in metrics
+    assert ('airgate_worker_units_total{action_type="isolate_device",outcome="expired",'
+            'unit="expire"} 1.0') in metrics
+    assert ('airgate_executions_total{action_type="quarantine_file",operation="revert",'
+            'outcome="undone"} 1.0') in metrics
 
 
 def test_without_the_worker_nothing_moves_by_itself(tmp_path: Path) -> None:
@@ -61,3 +64,19 @@ def test_metrics_count_pending_actions_decisions_and_transitions(tmp_path: Path)
             'outcome="completed"} 2.0') in text  # automatic, on submit
     assert 'route="/api/v1/actions/approve"' in text  # the route template, never a raw path
     assert 'route="/api/v1/evidence",status="200"' in text
+
+
+def test_with_execution_worker_the_in_process_worker_carries_out_approvals(
+        tmp_path: Path) -> None:
+    from server_helpers import CONFIG
+
+    with serve(tmp_path, worker=True, worker_interval=0.05,
+               config="execution: worker\n" + CONFIG) as srv:
+        srv.submit(investigation())
+        done = srv.client.post("/api/v1/actions/approve", json={"ids": [1]},
+                               headers=srv.as_("alice"))
+        assert done.status_code == 200 and done.json()[0]["status"] == "approved"
+        assert _wait_for(lambda: _status(srv, 1) == "completed")
+        ledger = srv.client.get("/api/v1/actions/1", headers=srv.as_("alice")).json()["ledger"]
+        started = next(e for e in ledger if e["event"] == "started")
+        assert started["actor"] == "alice" and started["details"].get("worker")

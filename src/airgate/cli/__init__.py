@@ -42,6 +42,7 @@ COMMANDS: dict[str, str] = {
     "init": "init",
     "config": "config",
     "executors": "executors",
+    "worker": "worker",
     "token": "token",
     "serve": "serve",
 }

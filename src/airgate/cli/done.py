@@ -42,6 +42,8 @@ def _approved(a: ActionRecord, approvers: Sequence[str], first: ActionRecord | N
         return f"{subject(a)}: approved, not carried out again: duplicate of {dup}"
     if a.status == "failed":
         return f"{subject(a)}: approved and carried out: failed: {a.error or 'no reason given'}"
+    if a.status == "approved":  # execution: worker
+        return f"{subject(a)}: approved; queued for `airgate worker` to carry out"
     if a.status == "running":  # the executor's request got no answer (or its outcome was lost)
         return (f"{subject(a)}: approved; outcome unknown (no answer from the executor): left"
                 f" running under {a.run_key} for `airgate tick` to reconcile")
@@ -63,7 +65,8 @@ def say_rejected(actions: Sequence[ActionRecord]) -> None:
 
 
 def say_undone(actions: Sequence[ActionRecord], asked: Sequence[int],
-               all_instances: bool) -> None:
+               all_instances: bool, *, queued: bool = False) -> None:
+    """``queued`` (execution: worker): the undo is a request a worker carries out."""
     if all_instances:
         extra = [a for a in actions if a.id not in set(asked)]
         hashes = sorted({a.entity_hash for a in actions if a.entity_hash})
@@ -73,7 +76,9 @@ def say_undone(actions: Sequence[ActionRecord], asked: Sequence[int],
              f" on {len(devices)} device(s): {', '.join(devices)}")
     for a in actions:
         where = f" on {device_of(a)}" if all_instances else ""
-        if a.status == "undone":
+        if queued and a.status == "completed":
+            echo(f"{subject(a)}{where}: undo requested; queued for `airgate worker`")
+        elif a.status == "undone":
             echo(f"{subject(a)}{where}: undone")
         else:
             # A failed undo leaves the effect in place: the action stays completed.

@@ -187,9 +187,14 @@ def _show_text(story: dict[str, Any], now: str) -> None:
             click.echo(escape(f"  {short_time(ap['at'])} {ap['actor']}"
                               + (f": {ap['comment']}" if ap["comment"] else "")))
     click.echo("\nledger:")
-    click.echo(table(("seq", "at", "event", "actor", "before", "after", "comment"), [
+    # A worker's entries say which worker wrote them (execution: worker).
+    by_worker = any(e["details"].get("worker") for e in story["ledger"])
+    headers = ("seq", "at", "event", "actor", "before", "after", "comment")
+    click.echo(table((*headers, "worker") if by_worker else headers, [
         (e["seq"], short_time(e["at"]), e["event"], e["actor"], e["state_before"] or "",
-         e["state_after"] or "", e["comment"] or "") for e in story["ledger"]]))
+         e["state_after"] or "", e["comment"] or "",
+         *((str(e["details"].get("worker") or ""),) if by_worker else ()))
+        for e in story["ledger"]]))
 
 
 def _ids_command(name: str, help_text: str) -> Callable[[Callable[..., Any]], click.Command]:
@@ -291,7 +296,7 @@ def undo(ids: tuple[int, ...], all_instances: bool, comment: str | None, fmt: st
     if fmt == "text":
         from airgate.cli.done import say_undone
 
-        say_undone(done, ids, all_instances)
+        say_undone(done, ids, all_instances, queued=queue.config.by_worker)
     else:
         emit_actions(done, fmt)
 

@@ -92,7 +92,8 @@ def store_target(db: str | None, config: Config) -> tuple[str | None, str]:
     return None, f"the default ./{DEFAULT_DB}"
 
 
-def open_store(db: str | None, config: Config, *, create: bool = False) -> Store:
+def open_store(db: str | None, config: Config, *, create: bool = False,
+               pool_size: int | None = None) -> Store:
     """The chosen store, closed when the command ends (outside a command: by the caller).
 
     Only commands that record new input create a store (``create``); the others
@@ -103,7 +104,7 @@ def open_store(db: str | None, config: Config, *, create: bool = False) -> Store
     target, chosen_by = store_target(db, config)
     ctx = click.get_current_context(silent=True)
     try:
-        store = Store(target, create=create)
+        store = Store(target, create=create, pool_size=pool_size)
     except StoreNotFound as exc:
         raise StoreNotFound(
             f"{exc.message} (store chosen by {chosen_by}; name another with --db or"
@@ -139,7 +140,7 @@ def acting(on: Queue | Store, actor: str | None) -> str:
 
 
 def open_queue(db: str | None, config_path: str | None, *, maintain: bool = True,
-               create: bool = False) -> Queue:
+               create: bool = False, pool_size: int | None = None) -> Queue:
     """The queue over the chosen store, governed by the config stored in it when a global
     admin pushed one (else by the local file), its lazy expiries and reverts done first
     when ``maintain`` (writers only: a reader never changes the store).
@@ -154,7 +155,7 @@ def open_queue(db: str | None, config_path: str | None, *, maintain: bool = True
 
     local = load_config(config_path)
     pinned = pinned_time()  # a malformed or out-of-range time fails before the store opens
-    store = open_store(db, local, create=create)
+    store = open_store(db, local, create=create, pool_size=pool_size)
     settings = read_settings(store)
     if pinned is not None and not settings.demo:
         raise UsageError(f"{ENV_NOW} pins the clock only on a demo store (airgate init --demo);"

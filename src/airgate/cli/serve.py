@@ -18,11 +18,12 @@ from airgate.render import escape
               help="Address to listen on; put a TLS proxy in front for anything but loopback.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--worker/--no-worker", default=True, show_default=True,
-              help="Run expiries, timed reverts and reconciliation in this process; with"
-                   " --no-worker, other processes do (airgate tick from a timer, or"
-                   " airgate worker).")
+              help="Run a worker in this process (expiries, timed reverts, reconciliation;"
+                   " with execution: worker, approved actions too); with --no-worker,"
+                   " separate airgate worker processes do.")
 @click.option("--tick-interval", type=click.FloatRange(0.1, 3600), default=5.0,
-              show_default=True, help="Seconds between two rounds of the in-process worker.")
+              show_default=True,
+              help="Longest wait of the in-process worker between two looks for due work.")
 @click.option("--max-body-mb", type=click.IntRange(1, 1024), default=16, show_default=True,
               help="Largest request body, in MiB (a JSON document is read up to 16 MiB"
                    " whatever this says; NDJSON up to this).")

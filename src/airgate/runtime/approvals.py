@@ -58,9 +58,11 @@ def approve(queue: Runtime, ids: Iterable[int], *, actor: str,
             for a in actions:
                 if _approve_one(queue, tx, a, states[a.id], actor, comment, now, at):
                     to_run.append(a.id)
+            if to_run and queue.config.by_worker:
+                tx.notify_work()  # delivered when this decision commits
     if denied is not None:
         raise denied
-    if to_run:
+    if to_run and not queue.config.by_worker:
         with queue.store.read() as tx:
             running = tx.get_actions(to_run)
         queue.execute([running[i] for i in to_run], actor=actor)
@@ -89,7 +91,8 @@ def _approve_problem(queue: Runtime, a: ActionRecord, state: ActionLedger, actor
 
 def _approve_one(queue: Runtime, tx: Tx, a: ActionRecord, state: ActionLedger, actor: str,
                  comment: str | None, now: dt.datetime, at: str) -> bool:
-    """Record one approval; True when it completes the quorum and the action must run."""
+    """Record one approval; True when it completes the quorum and the action must run
+    (at once, or, with ``execution: worker``, when a worker claims it: left approved)."""
     tx.insert_approval(a.id, actor, comment, at)
     approvers = [*dict.fromkeys(name for name, _ in state.approvers), actor]
     quorum = state.quorum
@@ -109,6 +112,10 @@ def _approve_one(queue: Runtime, tx: Tx, a: ActionRecord, state: ActionLedger, a
         tx.log(LedgerEvent("deduplicated", actor, a.id, APPROVED, DEDUPLICATED, None,
                            {"duplicate_of": first.id, "dedup_window": window}), at)
         return False
+    if queue.config.by_worker:
+        # The decision is recorded; a worker claims the approved action and runs it.
+        queue.change(tx, a, {**decided, "status": APPROVED})
+        return True
     start = queue.start_changes(a, "apply", at)
     queue.change(tx, a, {**decided, **start})
     tx.log(LedgerEvent("started", actor, a.id, APPROVED, RUNNING, None,

@@ -35,7 +35,12 @@ ENV_CONFIG = "AIRGATE_CONFIG"
 DEFAULT_CONFIG = "airgate.yaml"
 DEFAULT_TIMEOUT = 60
 # the keys a pushed config owns (notifications: where alerts about actions go)
-GOVERNING = ("users", "roles", "automation", "executors", "database_users", "notifications")
+# (execution: inline or worker, who carries approved work out: the team decides, not a
+# file each analyst picks)
+GOVERNING = ("users", "roles", "automation", "executors", "database_users", "notifications",
+             "execution")
+INLINE = "inline"
+WORKER = "worker"
 
 
 def normalize_actor(name: str) -> str:
@@ -52,9 +57,10 @@ def normalize_actor(name: str) -> str:
 class ExecutorConfig:
     """One executor: its type, a command's argv, its time-out in seconds, and the settings
     of the other types (``options``: for Microsoft's APIs tenant_id, client_id,
-    client_secret_env, base_url, authority, isolation_type, scan_type, poll_interval,
-    retries, severity; for ``http`` url, method, headers, secret_env). Never a secret
-    itself, only the name of the environment variable that holds it."""
+    client_secret_env or client_secret_file or certificate_file (and private_key_file),
+    ca_file, base_url, authority, isolation_type, scan_type, poll_interval, retries,
+    severity; for ``http`` url, method, headers, secret_env). Never a secret itself, only
+    the name of the environment variable or the file that holds it."""
 
     type: Literal["record", "command", "defender_endpoint", "graph_email",
                   "graph_identity", "http"] = "record"
@@ -99,6 +105,7 @@ class Config:
     data: Mapping[str, Any] = field(default_factory=dict)  # the governing part, as JSON
     database_users: Mapping[str, str] = field(default_factory=dict)  # PostgreSQL -> actor
     notifications: NotifyConfig | None = None
+    execution: str = INLINE  # or WORKER: approve and undo leave the run to `airgate worker`
 
     def __post_init__(self) -> None:
         # A Config built in code (tests, scripts) compares names as a loaded one does.
@@ -124,11 +131,16 @@ class Config:
         return Config(base.users, base.executors, self.store, self.file, base.automation,
                       MappingProxyType({"updated_by": updated_by, "updated_at": updated_at,
                                         "sha256": governing_hash(stored)}), base.data,
-                      base.database_users, base.notifications)
+                      base.database_users, base.notifications, base.execution)
 
     def actor_of_database_user(self, db_user: str) -> str:
         """The actor a PostgreSQL user acts as: its ``database_users`` entry, else itself."""
         return self.database_users.get(db_user, db_user)
+
+    @property
+    def by_worker(self) -> bool:
+        """Whether ``airgate worker`` processes, not the approver's, carry out the work."""
+        return self.execution == WORKER
 
     def executor_for(self, action_type: str) -> ExecutorConfig:
         return self.executors.get(action_type) or self.executors.get("default") or RECORD
@@ -171,12 +183,27 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     validator = jsonschema.Draft202012Validator(_schema())
     errors = sorted(validator.iter_errors(doc.data), key=lambda e: list(e.absolute_path))
     if errors:
-        err = min(errors, key=lambda e: len(list(e.absolute_path)))
+        # the nearest error; a wrong key before "which credential" (it may be the reason)
+        err = min(errors, key=lambda e: (len(list(e.absolute_path)), e.validator == "oneOf"))
         path_ = tuple(err.absolute_path)
-        raise InputError(f"{err.message}", doc.locate(path_), code="config")
+        raise InputError(_message(err), doc.locate(path_), code="config")
     _check_names(doc.data, lambda path: doc.locate(path, key=True))
     _check_roles(doc)
     return config_from_data(doc.data, file)
+
+
+CREDENTIALS = ("client_secret_env", "client_secret_file", "certificate_file")
+
+
+def _message(err: Any) -> str:
+    """jsonschema's message, but a credential choice said in words (its own repeats the
+    whole executor entry)."""
+    instance = err.instance
+    if err.validator == "oneOf" and isinstance(instance, Mapping) and "tenant_id" in instance:
+        given = [k for k in CREDENTIALS if k in instance]
+        return (f"give exactly one of {', '.join(CREDENTIALS)} (the credential's variable or"
+                f" file, never the secret), not {' and '.join(given) if given else 'none'}")
+    return str(err.message)
 
 
 def _check_names(data: Mapping[str, Any],
@@ -219,7 +246,8 @@ def config_from_data(data: Mapping[str, Any], file: str | None) -> Config:
     mapped = {k: normalize_actor(v) for k, v in (data.get("database_users") or {}).items()}
     return Config(MappingProxyType(users), MappingProxyType(executors), store, file,
                   automation, None, MappingProxyType(governing), MappingProxyType(mapped),
-                  _notify_config(data.get("notifications")))
+                  _notify_config(data.get("notifications")),
+                  str(data.get("execution") or INLINE))
 
 
 def _notify_config(spec: Mapping[str, Any] | None) -> NotifyConfig | None:

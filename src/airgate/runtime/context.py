@@ -150,7 +150,10 @@ class Runtime:
             targets = {a.id: target_from_evidence(tx.evidence_for(a.id)) for a in todo}
         out: list[list[PlannedRequest] | str] = []
         for action in todo:
-            start = self.start_changes(action, "apply", "")
+            # With execution: worker the approval and the worker's claim are two changes.
+            ahead = dataclasses.replace(action, version=action.version + 1) if (
+                self.config.by_worker and action.status == "pending") else action
+            start = self.start_changes(ahead, "apply", "")
             running = dataclasses.replace(action, run_key=start["run_key"], operation="apply")
             executor = self.executor_for(action.action_type)
             planner = getattr(executor, "plan", None)

@@ -50,6 +50,8 @@ def action_note(a: ActionRecord, now: str | None = None) -> str:
         if a.reason:
             parts.append(a.reason)
         return "; ".join(parts)
+    if a.status == "approved":  # execution: worker
+        return "waiting for a worker"
     if a.status == "completed" and a.revert_at:
         return f"reverts {short_time(a.revert_at)}"
     if a.status == "deduplicated" and a.link_id:

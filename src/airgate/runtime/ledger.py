@@ -263,6 +263,7 @@ class ActionLedger:
     approvers: list[tuple[str, str | None]] = field(default_factory=list)
     automatic: bool = False
     run_key: str | None = None
+    undo_requested: str | None = None  # who asked a worker to undo it (``requested``)
     evidence: list[str] | None = None  # None: written before evidence was bound
     bound: dict[str, Any] = field(default_factory=dict)
     problem: str | None = None
@@ -308,6 +309,9 @@ def fold(action_id: int, entries: Iterable[LedgerEntry]) -> ActionLedger:
                 state.approvers.append((e.actor, e.comment))
         elif e.event == "started":
             state.run_key = d.get("idempotency_key")
+            state.undo_requested = None
+        elif e.event == "requested" and d.get("operation") == "undo":
+            state.undo_requested = e.actor
         if e.state_after is not None:
             state.status = e.state_after
     return state

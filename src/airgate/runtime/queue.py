@@ -108,13 +108,19 @@ class Queue(Runtime):
     def reconcile(self) -> list[int]:
         """Finish actions left running by a process that died, through the same idempotency
         key: the record executor returns its earlier record; a command is asked again with
-        ``reconcile: true`` and must not act twice."""
+        ``reconcile: true`` and must not act twice. With ``execution: worker`` the workers
+        reconcile (under their leases), and this does nothing; a run a worker holds a live
+        lease on is never touched."""
+        if self.config.by_worker:
+            return []
         now = self.now()
         cutoff = format_time(now - dt.timedelta(seconds=RECONCILE_GRACE))
         with self.store.read() as tx:
             running = tx.due("started_at", RUNNING, cutoff, limit=10_000)
-        stale = [a for a in running if a.started_at is not None and a.started_at <= format_time(
-            now - dt.timedelta(seconds=RECONCILE_GRACE + self.timeout_of(a.action_type)))]
+            held = tx.live_leases([a.id for a in running], format_time(now))
+        stale = [a for a in running if a.started_at is not None and a.id not in held and (
+            a.started_at <= format_time(now - dt.timedelta(
+                seconds=RECONCILE_GRACE + self.timeout_of(a.action_type))))]
         return [self.execute([a], actor=SYSTEM, reconcile=True)[0].id for a in stale]
 
     # ------------------------------------------------------------ reading

@@ -6,7 +6,9 @@ without importing the database layer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,9 +63,27 @@ EVENTS = (
     "created", "merged", "approved", "rejected", "expired", "deduplicated", "started",
     "completed", "failed", "undone", "superseded", "refused", "reverted", "reconciled",
     "outcome_unknown",  # an executor's request got no answer: the action stays running
+    "requested",  # execution: worker: an undo asked for, that a worker carries out
     "initialized", "configured",  # store-wide, no action: a demo store; a pushed config
     "token_created", "token_revoked",  # store-wide: an API token (id and prefix, never it)
 )
+
+# What every ledger entry written in this context carries in its details besides its own:
+# a worker sets {"worker": its id}, so the ledger says which worker ran what. Each thread
+# starts with an empty context, so one worker thread's stamp never marks another's entries.
+LEDGER_STAMP: ContextVar[Mapping[str, Any] | None] = ContextVar("airgate_ledger_stamp",
+                                                                default=None)
+
+
+@contextmanager
+def stamped(extra: Mapping[str, Any]) -> Iterator[None]:
+    """Add ``extra`` to the details of every ledger entry written inside the block."""
+    token = LEDGER_STAMP.set({**(LEDGER_STAMP.get() or {}), **extra})
+    try:
+        yield
+    finally:
+        LEDGER_STAMP.reset(token)
+
 
 AUTOMATION = "automation"  # the actor of automatic approvals and timed reverts
 SYSTEM = "system"  # the actor of expiry and reconciliation

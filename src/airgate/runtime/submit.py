@@ -208,7 +208,8 @@ def _enqueue_batch(
             next_id += 1
             then: list[LedgerEvent] = []
             if not d.approval.required:
-                then = _automatic(tx, d, row, pair, made, automatic_used, hour_ago, now, at)
+                then = _automatic(tx, d, row, pair, made, automatic_used, hour_ago, now, at,
+                                  start=not queue.config.by_worker)
             tx.log(LedgerEvent("created", actor, row["id"], None, PENDING, row["reason"],
                                {"rules": list(d.rules), "approval": row["approval"],
                                 "investigation": d.investigation, **_bound(row, data)}), at)
@@ -223,6 +224,8 @@ def _enqueue_batch(
         tx.insert_actions(rows)
         tx.insert_evidence(evidence_rows)
         tx.note_investigations(investigations, at)
+        if any(row["status"] == "approved" for row in rows):
+            tx.notify_work()  # execution: worker: a worker runs the automatic ones
     # What was written is what the records say: built here instead of read back.
     records = {row["id"]: _record(row) for row in rows}
     records.update((a.id, a) for a in pending.values())
@@ -288,9 +291,10 @@ def _new_row(d: Decision, action_id: int, at: str, actor: str, catalog: Catalog,
 def _automatic(tx: Any, d: Decision, row: dict[str, Any],
                pair: tuple[str, str], made: dict[tuple[str, str], dict[str, Any]],
                used: Counter[str], hour_ago: str, now: dt.datetime,
-               at: str) -> list[LedgerEvent]:
+               at: str, *, start: bool = True) -> list[LedgerEvent]:
     """Approve ``row`` as automation, or leave it pending (cap) or deduplicate it; returns
-    the ledger events that follow its ``created`` entry."""
+    the ledger events that follow its ``created`` entry. ``start``: mark it running for
+    this process to carry out; else (``execution: worker``) leave it approved."""
     rule = d.rules[0] if d.rules else ""
     cap = d.max_automatic_per_hour
     if cap is not None:
@@ -316,6 +320,9 @@ def _automatic(tx: Any, d: Decision, row: dict[str, Any],
                                   DEDUPLICATED, None, {"duplicate_of": first_id}))
         return events
     used[rule] += 1
+    if not start:
+        row["status"] = "approved"
+        return events
     key = f"airgate:{row['id']}:apply:1"
     row.update({"status": RUNNING, "operation": "apply", "run_key": key, "started_at": at})
     events.append(LedgerEvent("started", AUTOMATION, row["id"], "approved", RUNNING, None,

@@ -62,11 +62,28 @@ def undo(queue: Runtime, ids: Iterable[int], *, actor: str, comment: str | None 
                 refusals.append((a, why))
         if refusals:
             denied = refuse(queue, tx, refusals, actor, "undo", at)
+        elif queue.config.by_worker:
+            _request_undo(tx, actions, actor, comment, at)
         else:
-            _start_undo(queue, tx, actions, actor, comment, at)
+            start_undo(queue, tx, actions, actor, comment, at)
     if denied is not None:
         raise denied
+    if queue.config.by_worker:
+        with queue.store.read() as tx:
+            found = tx.get_actions([a.id for a in actions])
+        return [found[a.id] for a in actions]
     return _run(queue, [a.id for a in actions], actor, None)
+
+
+def _request_undo(tx: Tx, actions: list[ActionRecord], actor: str, comment: str | None,
+                  at: str) -> None:
+    """``execution: worker``: the undo is a ledgered request a worker claims; the action
+    stays completed until then (a worker checks the request in the ledger, not the row)."""
+    for a in actions:
+        tx.request_undo(a.id, actor, at)
+        tx.log(LedgerEvent("requested", actor, a.id, COMPLETED, COMPLETED, comment,
+                           {"operation": "undo"}), at)
+    tx.notify_work()
 
 
 def _with_instances(tx: Tx, actions: list[ActionRecord]) -> list[ActionRecord]:
@@ -87,8 +104,9 @@ def _check_undoable(a: ActionRecord) -> None:
             f"cannot undo action {a.id} ({a.action_type} on {a.entity_name}): it is {a.status}")
 
 
-def _start_undo(queue: Runtime, tx: Tx, actions: list[ActionRecord], actor: str,
-                comment: str | None, at: str) -> None:
+def start_undo(queue: Runtime, tx: Tx, actions: list[ActionRecord], actor: str,
+               comment: str | None, at: str) -> None:
+    """Mark completed actions running their undo, each under a new run key."""
     for a in actions:
         start = queue.start_changes(a, "undo", at)
         queue.change(tx, a, start)
@@ -103,14 +121,17 @@ def _run(queue: Runtime, ids: list[int], actor: str, event: str | None) -> list[
 
 
 def revert_due(queue: Runtime) -> list[int]:
-    """Undo, as ``automation``, completed actions whose ``revert_after`` has passed."""
+    """Undo, as ``automation``, completed actions whose ``revert_after`` has passed (with
+    ``execution: worker``, none: a worker claims each due revert)."""
+    if queue.config.by_worker:
+        return []
     at = format_time(queue.now())
     with queue.store.read() as tx:
         if not tx.due("revert_at", COMPLETED, at, limit=1):
             return []
     with queue.store.write() as tx:
         due = [a for a in tx.due("revert_at", COMPLETED, at, limit=1000) if a.undoable]
-        _start_undo(queue, tx, due, AUTOMATION, "revert_after elapsed", at)
+        start_undo(queue, tx, due, AUTOMATION, "revert_after elapsed", at)
     return [a.id for a in _run(queue, [a.id for a in due], AUTOMATION, "reverted")]
 
 
@@ -235,4 +256,4 @@ def _create_redo(queue: Runtime, tx: Tx, old: ActionRecord, spec: ActionSpec,
     return created
 
 
-__all__ = ["undo", "redo", "revert_due", "GLOBAL_ADMIN"]
+__all__ = ["undo", "redo", "revert_due", "start_undo", "GLOBAL_ADMIN"]

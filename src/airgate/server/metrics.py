@@ -8,13 +8,14 @@ several apps in one process never share counters.
 - ``airgate_executions_total{action_type,operation,outcome}``: executor runs this server
   started (automatic actions on submit, the approvals that complete a quorum, undos),
   by what they ended as (completed, failed, undone, running: the outcome is unknown);
-- ``airgate_tick_total{kind}``: expiries, timed reverts, reconciliations of the worker;
+- ``airgate_worker_units_total{unit,action_type,outcome}``: what the in-process worker
+  did (execute, undo, revert, expire, reconcile) and how it ended;
 - ``airgate_request_seconds{method,route,status}``: request latency histogram.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -57,8 +58,8 @@ class Metrics:
         self.executions = Counter(
             "airgate_executions", "Executor runs started by this server, by how they ended",
             ["action_type", "operation", "outcome"], registry=self.registry)
-        self.ticks = Counter("airgate_tick", "Time-driven work done by the worker", ["kind"],
-                             registry=self.registry)
+        self.units = Counter("airgate_worker_units", "Units the in-process worker carried out",
+                             ["unit", "action_type", "outcome"], registry=self.registry)
         self.latency = Histogram("airgate_request_seconds", "HTTP request latency",
                                  ["method", "route", "status"], registry=self.registry)
 
@@ -79,7 +80,12 @@ class Metrics:
                                        else "undo", a.status).inc()
 
 
-    def ticked(self, report: dict[str, list[int]]) -> None:
-        for kind, ids in report.items():
-            if ids:
-                self.ticks.labels(kind).inc(len(ids))
+    def unit(self, record: Mapping[str, Any]) -> None:
+        """One unit the worker logged: counted, and as an execution when it ran one."""
+        kind = str(record.get("unit", ""))
+        action_type = str(record.get("action_type", ""))
+        outcome = str(record.get("outcome", ""))
+        self.units.labels(kind, action_type, outcome).inc()
+        if kind in ("execute", "undo", "revert", "reconcile"):
+            self.executions.labels(action_type, "apply" if kind == "execute" else kind,
+                                   outcome).inc()

@@ -10,8 +10,16 @@ May use: the runtime's records, clock and ledger hashing. Never the queue.
 
 from __future__ import annotations
 
-from airgate.runtime.store.database import DEFAULT_DB, ENV_DB, Store, StoreNotFound, resolve_url
+from airgate.runtime.store.database import (
+    DEFAULT_DB,
+    ENV_DB,
+    Store,
+    StoreNotFound,
+    StoreUnavailable,
+    resolve_url,
+)
 from airgate.runtime.store.tokens import TokenRow
 from airgate.runtime.store.tx import Tx
 
-__all__ = ["DEFAULT_DB", "ENV_DB", "Store", "StoreNotFound", "TokenRow", "Tx", "resolve_url"]
+__all__ = ["DEFAULT_DB", "ENV_DB", "Store", "StoreNotFound", "StoreUnavailable", "TokenRow",
+           "Tx", "resolve_url"]

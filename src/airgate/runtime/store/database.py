@@ -36,6 +36,7 @@ from sqlalchemy import (
 from airgate.errors import StoreError, UsageError
 from airgate.runtime.clock import format_time
 from airgate.runtime.store import schema as s
+from airgate.runtime.store.listen import Listener
 from airgate.runtime.store.tx import Tx
 
 ENV_DB = "AIRGATE_DB"
@@ -47,8 +48,13 @@ MAX_TIMEOUT = 3600.0  # more than an hour of waiting is a mistake, not a setting
 ANALYZE_MIN_ROWS = 5000  # PostgreSQL: refresh statistics after this many new rows at least,
 ANALYZE_GROWTH = 0.5  # and once the new rows are this fraction of the last analyzed size
 
-__all__ = ["Store", "StoreNotFound", "Tx", "resolve_url", "timeout_from_env", "ENV_DB",
-           "DEFAULT_DB"]
+# PostgreSQL errors worth trying again: the connection (08), the server shutting down or
+# starting (57P), a serialization failure or deadlock (40), a statement time-out (57014),
+# too many connections (53300).
+TRANSIENT_STATES = ("08", "57P", "40001", "40P01", "57014", "53300")
+
+__all__ = ["Store", "StoreNotFound", "StoreUnavailable", "Tx", "resolve_url", "timeout_from_env",
+           "ENV_DB", "DEFAULT_DB"]
 
 
 def resolve_url(target: str | os.PathLike[str] | None = None) -> str:
@@ -65,6 +71,14 @@ class StoreNotFound(StoreError):
     code = "store-not-found"
 
 
+class StoreUnavailable(StoreError):
+    """The database failed for a moment (connection lost, server restarting, a lock, a
+    serialization failure, deadlock or statement time-out): nothing was committed, and
+    the same call may succeed later. A worker retries it with backoff."""
+
+    code = "store-unavailable"
+
+
 class Store:
     """A handle on one airgate database; created and migrated on first use.
 
@@ -77,9 +91,12 @@ class Store:
 
     def __init__(
         self, target: str | os.PathLike[str] | None = None, *, busy_timeout: float | None = None,
-        create: bool = True,
+        create: bool = True, pool_size: int | None = None,
     ) -> None:
         self.url = resolve_url(target)
+        # A worker sizes the pool by its concurrency and checks each connection before use,
+        # so that one broken by a server restart is replaced instead of failing a unit.
+        self.pool_size = pool_size
         if busy_timeout is None:
             busy_timeout = timeout_from_env()
         self.busy_timeout = busy_timeout
@@ -123,10 +140,17 @@ class Store:
                     # (1 s per chunk of 500 at 100,000 actions). Plan each query for its
                     # values instead.
                     args["prepare_threshold"] = None
-                engine = create_engine(self.url, pool_pre_ping=False, connect_args=args)
+                pool: dict[str, Any] = {"pool_pre_ping": self.pool_size is not None}
+                if self.pool_size is not None:
+                    pool.update(pool_size=self.pool_size, max_overflow=2)
+                engine = create_engine(self.url, connect_args=args, **pool)
         except (exc.ArgumentError, exc.NoSuchModuleError, ModuleNotFoundError) as err:
             raise StoreError(f"cannot open the database {_redact(self.url)}: {err}") from None
         return engine
+
+    def listener(self) -> Listener:
+        """What a worker waits on: PostgreSQL LISTEN/NOTIFY, a cheap poll on SQLite."""
+        return Listener(self.engine, self.url, sqlite=self.sqlite)
 
     @property
     def display_url(self) -> str:
@@ -278,19 +302,37 @@ class Store:
         except exc.OperationalError as err:
             message = str(err.orig) if err.orig is not None else str(err)
             if "locked" in message or "busy" in message:
-                raise StoreError(
+                raise StoreUnavailable(
                     f"the database {_redact(self.url)} is locked by another process"
                     f" (waited {self.busy_timeout:g} s; set {ENV_DB_TIMEOUT} to wait longer)"
                 ) from None
+            if not self.sqlite and _transient(err):
+                raise StoreUnavailable(f"the database {_redact(self.url)} failed for a moment:"
+                                       f" {message.strip()}") from None
             raise StoreError(f"cannot use the database {_redact(self.url)}: {message}") from None
+        except exc.InterfaceError as err:
+            if not self.sqlite:  # the connection was closed under us
+                raise StoreUnavailable(f"the database {_redact(self.url)} connection was"
+                                       f" lost: {err.orig or err}") from None
+            raise StoreError(f"database error on {_redact(self.url)}: {err}") from None
         except exc.DatabaseError as err:
             message = str(err.orig) if err.orig is not None else str(err)
+            if not self.sqlite and getattr(err.orig, "sqlstate", None) and _transient(err):
+                raise StoreUnavailable(f"the database {_redact(self.url)} failed for a moment:"
+                                       f" {message.strip()}") from None
             raise StoreError(
                 f"the database {_redact(self.url)} is damaged or not an airgate database:"
                 f" {message}"
             ) from None
         except exc.SQLAlchemyError as err:
             raise StoreError(f"database error on {_redact(self.url)}: {err}") from None
+
+
+def _transient(err: exc.DBAPIError) -> bool:
+    if err.connection_invalidated:
+        return True
+    state = getattr(err.orig, "sqlstate", None)
+    return state is None or str(state).startswith(TRANSIENT_STATES)
 
 
 def _sqlite_transactions(engine: Engine, sync: str) -> None:

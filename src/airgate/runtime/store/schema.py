@@ -215,7 +215,30 @@ def _v4(conn: Connection) -> None:
     ix_ledger_event.create(conn, checkfirst=True)  # new stores have it from version 1
 
 
-# Version 5: API tokens for ``airgate serve``. Only the SHA-256 of a token is kept; its
+# Version 5: the worker's claims. One row per action a worker holds (``owner``, until
+# ``lease_until``) or that waits for one: an undo requested in ``execution: worker`` mode
+# (``request``), or a run whose outcome was unknown, retried from ``lease_until`` on.
+# The ledger, not this table, vouches for a request: a worker checks it there.
+work_leases = Table(
+    "work_leases", metadata,
+    Column("action_id", Integer, primary_key=True, autoincrement=False),
+    Column("request", String(10)),  # "undo": waiting for a worker; null: a claim or a retry
+    Column("requested_by", Text),
+    Column("owner", Text),  # the worker id holding the lease; null: free
+    Column("lease_until", T),  # claimable by anyone from this time on
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("updated_at", T, nullable=False),
+)
+Index("ix_work_leases_until", work_leases.c.lease_until)
+
+V5_TABLES = [work_leases]
+
+
+def _v5(conn: Connection) -> None:
+    metadata.create_all(conn, tables=V5_TABLES)
+
+
+# Version 6: API tokens for ``airgate serve``. Only the SHA-256 of a token is kept; its
 # prefix (``agt_`` and a few characters) names it in lists and in the ledger.
 api_tokens = Table(
     "api_tokens", metadata,
@@ -231,14 +254,15 @@ api_tokens = Table(
     Column("last_used_at", T),
 )
 
-V5_TABLES = [api_tokens]
+V6_TABLES = [api_tokens]
 
 
-def _v5_tokens(conn: Connection) -> None:
-    metadata.create_all(conn, tables=V5_TABLES)
+def _v6(conn: Connection) -> None:
+    metadata.create_all(conn, tables=V6_TABLES)
 
 
-TABLES = [*V1_TABLES, ledger_meta, *V3_TABLES, *V5_TABLES]  # every table, in creation order
+# Every table, in creation order.
+TABLES = [*V1_TABLES, ledger_meta, *V3_TABLES, *V5_TABLES, *V6_TABLES]
 ALL_TABLES = TABLES
 
 # (version, description, apply). Append new versions; never edit a released one.
@@ -247,6 +271,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "store identity; ledger hash version 2 (canonical ASCII JSON) for new entries", _v2),
     (3, "settings: the demo marker and the governing config", _v3),
     (4, "index of ledger events: settings checked against their ledger entries", _v4),
-    (5, "api tokens of airgate serve (hashes only)", _v5_tokens),
+    (5, "work leases: workers claim runs, undo requests and retries", _v5),
+    (6, "api tokens of airgate serve (hashes only)", _v6),
 ]
 LATEST = MIGRATIONS[-1][0]

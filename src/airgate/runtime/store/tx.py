@@ -11,10 +11,17 @@ from sqlalchemy import Connection, Table, and_, bindparam, func, insert, or_, se
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from airgate.runtime.ledger import LedgerRow, canonical_text, row_hash_v2
-from airgate.runtime.records import ActionFilter, ActionRecord, LedgerEntry, LedgerEvent
+from airgate.runtime.records import (
+    LEDGER_STAMP,
+    ActionFilter,
+    ActionRecord,
+    LedgerEntry,
+    LedgerEvent,
+)
 from airgate.runtime.store import schema as s
 from airgate.runtime.store.audit import AuditReads, action_from, action_of, entry_of
 from airgate.runtime.store.tokens import TokenOps
+from airgate.runtime.store.work import WorkQueries
 
 _JSON_COLUMNS = ("rules", "approval", "reasons", "undo", "result")
 CHUNK = 5000
@@ -26,7 +33,7 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-class Tx(AuditReads, TokenOps):
+class Tx(AuditReads, WorkQueries, TokenOps):
     """Queries and changes inside one transaction (see ``Store.read`` and ``Store.write``)."""
 
     def __init__(self, conn: Connection, *, sqlite: bool) -> None:
@@ -79,7 +86,11 @@ class Tx(AuditReads, TokenOps):
         self._head = (int(row.seq), str(row.hash))
 
     def log(self, event: LedgerEvent, at: str) -> None:
-        """Queue a ledger entry; it is chained and written when the transaction commits."""
+        """Queue a ledger entry; it is chained and written when the transaction commits.
+        Inside ``records.stamped`` its details also carry the stamp (a worker's id)."""
+        stamp = LEDGER_STAMP.get()
+        if stamp:
+            event = replace(event, details={**event.details, **stamp})
         self._pending_ledger.append((event, at))
 
     def flush(self) -> None:
