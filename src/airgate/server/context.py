@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from airgate.server.metrics import Metrics
 
 log = logging.getLogger("airgate.server")
+POOL_SIZE = 10
 MAX_BODY_BYTES = 16 * 1024 * 1024  # the evidence reader's own bound on one JSON document
 
 
@@ -60,7 +61,9 @@ class AppContext:
         self.engine: Engine = engine_mod.compile(self.policy_set, engine=settings.engine)
         pinned = pinned_time()
         target = settings.db or os.environ.get("AIRGATE_DB") or self.local.store or None
-        self.store: Store = Store(target, create=True)
+        # A long-running process on PostgreSQL: a pool checked before use (a restarted
+        # server's dropped connections), sized for concurrent requests and the worker.
+        self.store: Store = Store(target, create=True, pool_size=POOL_SIZE)
         try:
             if settings.clock is not None:
                 self.clock: Clock = settings.clock
