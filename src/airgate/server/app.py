@@ -35,11 +35,20 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 def create_app(settings: ServerSettings) -> FastAPI:
     """The application over the store and policy ``settings`` name (opened now, so a
     bad policy or store fails at start-up, not on the first request)."""
+
+
+    ctx = AppContext(settings)
+    try:
+        return _build(ctx, settings)
+    except BaseException:
+        ctx.close()  # the store opened above: never left to the garbage collector
+        raise
+
+
+def _build(ctx: AppContext, settings: ServerSettings) -> FastAPI:
     from importlib.metadata import version
 
     from airgate.server import api, background
-
-    ctx = AppContext(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
