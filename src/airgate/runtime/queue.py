@@ -157,6 +157,11 @@ class Queue(Runtime):
         with self.store.read() as tx:
             return tx.ledger_for(action_id)
 
+    def pending_counts(self) -> dict[str, int]:
+        """Pending actions per action type (the Action center's live counts)."""
+        with self.store.read() as tx:
+            return tx.count_by_type(PENDING)
+
     def investigations(self) -> list[dict[str, Any]]:
         with self.store.read() as tx:
             counts = tx.investigation_counts()

@@ -180,3 +180,4 @@ class ActionFilter:
     limit: int | None = None
     newest_first: bool = False
     by_update: bool = False  # order and ``since`` by the last change instead of creation
+    until: str | None = None  # stored time, exclusive: the end of a time range (the web tabs)

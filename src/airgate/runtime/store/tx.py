@@ -308,6 +308,8 @@ class Tx(AuditReads):
         time_col = cols.updated_at if f.by_update else cols.created_at
         if f.since is not None:
             query = query.where(time_col >= f.since)
+        if f.until is not None:
+            query = query.where(time_col < f.until)
         if f.by_update:
             order = [time_col.desc(), cols.id.desc()] if f.newest_first else [time_col, cols.id]
         else:
@@ -364,6 +366,15 @@ class Tx(AuditReads):
         for inv, status, n in rows:
             out.setdefault(inv, {})[status] = int(n)
         return out
+
+    def count_by_type(self, status: str) -> dict[str, int]:
+        """How many actions of ``status`` there are of each action type (the web's live
+        counts); an index walk over (action_type, status), no table rows."""
+        a = s.actions.c
+        rows = self.conn.execute(
+            select(a.action_type, func.count()).where(a.status == status)
+            .group_by(a.action_type).order_by(a.action_type)).all()
+        return {str(t): int(n) for t, n in rows}
 
     def insert_approval(self, action_id: int, actor: str, comment: str | None, at: str) -> None:
         self.conn.execute(insert(s.approvals).values(
