@@ -42,6 +42,8 @@ COMMANDS: dict[str, str] = {
     "init": "init",
     "config": "config",
     "executors": "executors",
+    "token": "token",
+    "serve": "serve",
 }
 
 

@@ -152,8 +152,8 @@ def open_queue(db: str | None, config_path: str | None, *, maintain: bool = True
     clock must never expire, revert, approve or reconcile anything in a live store.
     """
     from airgate.runtime.clock import ENV_NOW, FixedClock, SystemClock, pinned_time
-    from airgate.runtime.config import governing_hash, load_config
-    from airgate.runtime.governance import read_settings
+    from airgate.runtime.config import load_config
+    from airgate.runtime.governance import governed_config, read_settings
     from airgate.runtime.queue import Queue
 
     local = load_config(config_path)
@@ -163,24 +163,9 @@ def open_queue(db: str | None, config_path: str | None, *, maintain: bool = True
     if pinned is not None and not settings.demo:
         raise UsageError(f"{ENV_NOW} pins the clock only on a demo store (airgate init --demo);"
                          " this store is not one: unset it")
-    config = settings.apply(local)
-    if (settings.config is not None and local.sets_governing()
-            and governing_hash(local.data) != governing_hash(settings.config)):
-        # The same file as the one pushed says nothing new: warn only when it differs.
-        click.echo(f"airgate: warning: {local.file}: users, automation and executors come from"
-                   f" the config stored in the database (pushed by {settings.config_by} at"
-                   f" {short_time(settings.config_at)}); the ones in this file are ignored",
-                   err=True)
-    elif settings.config is None and not store.sqlite:
-        # A shared server: a file each caller picks must never decide who approves.
-        from airgate.runtime.config import Config
-
-        config = Config(store=local.store, file=local.file)
-        if local.sets_governing():
-            click.echo(f"airgate: warning: {local.file}: on PostgreSQL, users, automation and"
-                       " executors come only from the database, which holds none yet (a"
-                       " global admin runs airgate config push); the ones in this file are"
-                       " ignored", err=True)
+    config, warning = governed_config(store, local, settings)
+    if warning:
+        click.echo(f"airgate: warning: {warning}", err=True)
     queue = Queue(store, config=config,
                   clock=SystemClock() if pinned is None else FixedClock(pinned))
     if maintain:

@@ -14,6 +14,7 @@ from airgate.runtime.ledger import LedgerRow, canonical_text, row_hash_v2
 from airgate.runtime.records import ActionFilter, ActionRecord, LedgerEntry, LedgerEvent
 from airgate.runtime.store import schema as s
 from airgate.runtime.store.audit import AuditReads, action_from, action_of, entry_of
+from airgate.runtime.store.tokens import TokenOps
 
 _JSON_COLUMNS = ("rules", "approval", "reasons", "undo", "result")
 CHUNK = 5000
@@ -25,7 +26,7 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-class Tx(AuditReads):
+class Tx(AuditReads, TokenOps):
     """Queries and changes inside one transaction (see ``Store.read`` and ``Store.write``)."""
 
     def __init__(self, conn: Connection, *, sqlite: bool) -> None:
@@ -443,6 +444,13 @@ class Tx(AuditReads):
             cols.event == "initialized").limit(1)).first()
         configured = None if row is None else {"seq": row.seq, **json.loads(row.details)}
         return configured, demo is not None
+
+    def count_by_type(self, status: str) -> dict[str, int]:
+        """How many actions of each type have ``status`` (the server's metrics)."""
+        cols = s.actions.c
+        rows = self.conn.execute(select(cols.action_type, func.count()).where(
+            cols.status == status).group_by(cols.action_type)).all()
+        return {str(r[0]): int(r[1]) for r in rows}
 
     def put_setting(self, key: str, value: Any, at: str, actor: str) -> None:
         """Set a store setting (write transactions only: the caller logs the change)."""

@@ -1,0 +1,73 @@
+"""``/metrics`` in Prometheus text format: each app has its own registry, so tests and
+several apps in one process never share counters.
+
+- ``airgate_pending_actions{action_type}``: read from the store at each scrape;
+- ``airgate_decisions_total{action_type,outcome}``: what submissions became;
+- ``airgate_transitions_total{action_type,operation,outcome}``: approvals, rejections,
+  undos (outcome = the status the action reached: completed, failed, rejected...);
+- ``airgate_tick_total{kind}``: expiries, timed reverts, reconciliations of the worker;
+- ``airgate_request_seconds{method,route,status}``: request latency histogram.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from airgate.runtime.records import ActionRecord
+    from airgate.runtime.store import Store
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class _Pending(Collector):
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily("airgate_pending_actions", "Pending actions by action type",
+                                  labels=["action_type"])
+        with self.store.read() as tx:
+            counts = tx.count_by_type("pending")
+        for action_type, n in sorted(counts.items()):
+            gauge.add_metric([action_type], n)
+        yield gauge
+
+
+class Metrics:
+    """The counters and histogram of one app."""
+
+    def __init__(self, store: Store) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(_Pending(store))
+        self.decisions = Counter("airgate_decisions", "Submitted decisions by what they became",
+                                 ["action_type", "outcome"], registry=self.registry)
+        self.transitions = Counter(
+            "airgate_transitions", "Approvals, rejections and undos by the status reached",
+            ["action_type", "operation", "outcome"], registry=self.registry)
+        self.ticks = Counter("airgate_tick", "Time-driven work done by the worker", ["kind"],
+                             registry=self.registry)
+        self.latency = Histogram("airgate_request_seconds", "HTTP request latency",
+                                 ["method", "route", "status"], registry=self.registry)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def submitted(self, outcomes: Iterable[Any]) -> None:
+        for o in outcomes:
+            self.decisions.labels(o.decision.action, o.outcome).inc()
+
+    def settled(self, operation: str, actions: Iterable[ActionRecord]) -> None:
+        for a in actions:
+            self.transitions.labels(a.action_type, operation, a.status).inc()
+
+
+    def ticked(self, report: dict[str, list[int]]) -> None:
+        for kind, ids in report.items():
+            if ids:
+                self.ticks.labels(kind).inc(len(ids))
