@@ -243,7 +243,7 @@ async def _posted(request: Request) -> tuple[Visitor | None, dict[str, Any], Res
     data = {"ids": form.getlist("ids"), **{k: str(v) for k, v in form.items() if k != "ids"}}
     own = f"{request.url.scheme}://{request.url.netloc}"
     if (origin is not None and origin != own) or not _web(request).sessions.check_csrf(
-            visitor.session, data.get("csrf")):
+            visitor.session, str(data.get("csrf", ""))):
         return visitor, data, _html(request, "error.html", 403, visitor,
                                     heading="Form refused",
                                     message="This form expired or came from another site"

@@ -368,15 +368,6 @@ class Tx(AuditReads, TokenOps):
             out.setdefault(inv, {})[status] = int(n)
         return out
 
-    def count_by_type(self, status: str) -> dict[str, int]:
-        """How many actions of ``status`` there are of each action type (the web's live
-        counts); an index walk over (action_type, status), no table rows."""
-        a = s.actions.c
-        rows = self.conn.execute(
-            select(a.action_type, func.count()).where(a.status == status)
-            .group_by(a.action_type).order_by(a.action_type)).all()
-        return {str(t): int(n) for t, n in rows}
-
     def insert_approval(self, action_id: int, actor: str, comment: str | None, at: str) -> None:
         self.conn.execute(insert(s.approvals).values(
             action_id=action_id, actor=actor, comment=comment, at=at))
