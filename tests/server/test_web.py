@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from airgate.runtime import tokens
 from runtime_helpers import events
-from web_helpers import FILE_NAME, SUBJECT, alert, submit, web
+from web_helpers import FILE_NAME, SUBJECT, Browser, alert, submit, web
 
 
 def _set_cookie(response: object, name: str) -> str:
@@ -288,12 +289,20 @@ def test_pending_filters_select_what_the_store_holds(tmp_path: Path) -> None:
     assert bad.status_code == 400 and "Filter ignored: unknown source" in bad.text
 
 
+def _history_ids(browser: Browser, query: str) -> list[int]:
+    page = browser.client.get(f"/actions/history?{query}").text
+    return [int(m) for m in re.findall(r'panel=(\d+)">\1</a>', page)]
+
+
 def test_history_filters_by_status_and_csv_exports_what_is_shown(tmp_path: Path) -> None:
     with web(tmp_path) as (srv, browser):
         ids = submit(srv, alert(subject="=HYPERLINK(\"http://x\")"))
         browser.sign_in("root")
         browser.post(f"/actions/{ids['soft_delete_email']}/approve", {})
         browser.post(f"/actions/{ids['isolate_device']}/reject", {"reason": "lab"})
+        assert _history_ids(browser, "decided_by=ROOT") == [ids["isolate_device"],
+                                                            ids["soft_delete_email"]]
+        assert _history_ids(browser, "decided_by=dave") == []
         page = browser.client.get("/actions/history?status=rejected").text
         assert f'panel={ids["isolate_device"]}">' in page
         assert f'panel={ids["soft_delete_email"]}">' not in page

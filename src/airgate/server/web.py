@@ -30,6 +30,7 @@ from airgate.server.webpage import (
     page,
     posted,
     prefix,
+    queue_of,
     secure,
     signed_in,
     to_signin,
@@ -128,7 +129,7 @@ def _csv(request: Request, tab: str) -> Response:
     if signed_in(request) is None:
         return to_signin(request)
     ctx = app_ctx(request)
-    queue = ctx.queue()
+    queue = queue_of(request)
     try:
         filters = views.read_filters(tab, dict(request.query_params), ctx.now())
     except UsageError as exc:
@@ -157,7 +158,7 @@ def live_counts(request: Request) -> Response:
     """Pending actions by type, for ``app.js`` to refresh the counts every few seconds."""
     if signed_in(request) is None:
         return JSONResponse({"detail": "not signed in"}, status_code=401)
-    queue = app_ctx(request).queue()
+    queue = queue_of(request)
     counts = queue.pending_counts()
     return JSONResponse({"total": sum(counts.values()), "by_type": [
         {"type": t, "name": views.action_name(queue.catalog, t), "n": n}
@@ -201,7 +202,7 @@ def investigation_page(request: Request, investigation: str) -> Response:
     from airgate.runtime.clock import format_time
 
     ctx = app_ctx(request)
-    queue = ctx.queue()
+    queue = queue_of(request)
     actions = queue.list_actions(ActionFilter(investigation=investigation, limit=500))
     if not actions and investigation not in {i["investigation"] for i in queue.investigations()}:
         return page(request, "error.html", 404, visitor, heading="Not found",

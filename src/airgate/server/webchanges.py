@@ -25,6 +25,7 @@ from airgate.server.webpage import (
     page,
     posted,
     prefix,
+    queue_of,
     redirect,
     status_of,
     to_signin,
@@ -121,7 +122,7 @@ def _apply(request: Request, visitor: Visitor, verb: str, ids: list[int],
            data: dict[str, Any]) -> list[str]:
     """One change through the library, as the visitor's actor; its messages."""
     ctx = app_ctx(request)
-    queue = ctx.queue()
+    queue = queue_of(request)
     comment = str(data.get("comment", "")).strip() or None
     if verb == "approve":
         return [_said(a, "approved") for a in queue.approve(ids, actor=visitor.actor,

@@ -71,6 +71,14 @@ def app_ctx(request: Request) -> Any:
     return request.app.state.airgate  # server.context.AppContext
 
 
+def queue_of(request: Request) -> Any:
+    """The request's queue, made once per request (each one reads the governing config)."""
+    queue = getattr(request.state, "airgate_web_queue", None)
+    if queue is None:
+        queue = request.state.airgate_web_queue = app_ctx(request).queue()
+    return queue
+
+
 # ---------------------------------------------------------------- who is signed in
 class Visitor:
     """A signed-in browser: its session, the token's actor, and its CSRF token."""
@@ -116,7 +124,7 @@ def secure(request: Request) -> bool:
 def page(request: Request, template: str, status: int = 200,
           visitor: Visitor | None = None, flashes: list[tuple[str, str]] | None = None,
           **values: Any) -> HTMLResponse:
-    queue = app_ctx(request).queue() if visitor is not None else None
+    queue = queue_of(request) if visitor is not None else None
     shown = list(flashes or [])
     stored = _read_flash(request)
     if stored:

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from airgate.errors import NotFound, UsageError
 from airgate.runtime.records import SETTLED
 from airgate.server import webviews as views
-from airgate.server.webpage import MAX_ID, Visitor, app_ctx, page
+from airgate.server.webpage import MAX_ID, Visitor, app_ctx, page, queue_of
 
 
 # ---------------------------------------------------------------- the tabs
@@ -21,7 +21,7 @@ def tab_page(request: Request, tab: str, visitor: Visitor, status: int = 200,
     from airgate.runtime.clock import format_time
 
     ctx = app_ctx(request)
-    queue = ctx.queue()
+    queue = queue_of(request)
     params = dict(request.query_params) if params is None else params
     try:
         filters = views.read_filters(tab, params, ctx.now())
@@ -59,7 +59,7 @@ def action_panel(request: Request, visitor: Visitor, action_id: int) -> dict[str
     from airgate.runtime.guards import role_problem
 
     ctx = app_ctx(request)
-    queue = ctx.queue()
+    queue = queue_of(request)
     story = queue.show(action_id)
     action = story["action"]
     problem = None

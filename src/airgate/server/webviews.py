@@ -13,7 +13,7 @@ import datetime as dt
 import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -75,7 +75,7 @@ def read_filters(tab: str, params: Mapping[str, str], now: dt.datetime) -> Filte
     status = raw["status"]
     if tab == "pending":
         statuses: tuple[str, ...] = (PENDING,)
-        raw["status"] = ""
+        raw["status"] = raw["decided_by"] = ""  # nobody decided a pending action yet
     elif status:
         if status not in SETTLED + OPEN:
             raise UsageError(f"unknown status {status!r}")
@@ -95,10 +95,9 @@ def read_filters(tab: str, params: Mapping[str, str], now: dt.datetime) -> Filte
     flt = ActionFilter(
         statuses=statuses, investigation=raw["investigation"] or None,
         action_type=raw["action_type"] or None, source=raw["source"] or None, since=since,
-        until=until, decided_by=None, limit=limit + 1,  # one more: are there more?
+        until=until, decided_by=normalize_actor(raw["decided_by"]) or None,
+        limit=limit + 1,  # one more: are there more?
         newest_first=True, by_update=history)
-    if raw.get("decided_by"):
-        flt = replace(flt, decided_by=normalize_actor(raw["decided_by"]))
     return Filters(tab, raw, flt, limit)
 
 
