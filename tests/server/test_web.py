@@ -341,12 +341,44 @@ def test_live_counts_of_pending_actions_by_type(tmp_path: Path) -> None:
         browser.sign_in("dave")
         counts = browser.client.get("/web/counts").json()
         page = browser.client.get("/actions/pending").text
-    assert counts == {"total": 6, "by_type": [
-        {"type": "isolate_device", "name": "Isolate device", "n": 2},
-        {"type": "quarantine_file", "name": "Quarantine file", "n": 2},
-        {"type": "soft_delete_email", "name": "Soft delete email", "n": 2}]}
+    assert counts == {"total": 6, "more": False, "shown": "6", "by_type": [
+        {"type": t, "name": name, "n": 2, "more": False, "shown": "2"}
+        for t, name in (("isolate_device", "Isolate device"),
+                        ("quarantine_file", "Quarantine file"),
+                        ("soft_delete_email", "Soft delete email"))]}
     assert '<span class="badge" id="pending-total">6</span>' in page
-    assert 'Soft delete email <b>2</b>' in page
+    assert "Soft delete email <b>2</b>" in page
+
+
+def test_counts_past_the_cap_say_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airgate.server import webviews
+
+    monkeypatch.setattr(webviews, "COUNT_CAP", 1)
+    with web(tmp_path) as (srv, browser):
+        submit(srv, alert("alert-1", message="m-1", device="d1"))
+        submit(srv, alert("alert-2", message="m-2", device="d2"))
+        browser.sign_in("dave")
+        counts = browser.client.get("/web/counts").json()
+    assert (counts["total"], counts["more"], counts["shown"]) == (3, True, "3+")
+    assert {c["shown"] for c in counts["by_type"]} == {"1+"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_capped_counts_agree_with_exact_ones(tmp_path: Path, backend: str,
+                                             request: pytest.FixtureRequest) -> None:
+    from airgate.runtime.config import Config
+    from airgate.runtime.queue import Queue
+    from runtime_helpers import USERS, decision, open_store
+
+    target = (tmp_path / "q.db" if backend == "sqlite"
+              else request.getfixturevalue("postgres_url"))
+    queue = Queue(open_store(target), config=Config(users=USERS))
+    queue.submit([decision(f"d{i}", "isolate_device", investigation=f"i{i}") for i in range(5)]
+                 + [decision("f1", "quarantine_file", entity_type="file")], actor="bob")
+    queue.reject([1], actor="alice", reason="x")
+    assert queue.pending_counts() == {"isolate_device": 4, "quarantine_file": 1}
+    assert queue.pending_counts(10) == {"isolate_device": 4, "quarantine_file": 1}
+    assert queue.pending_counts(2) == {"isolate_device": 3, "quarantine_file": 1}
 
 
 def test_the_investigation_page_shows_evidence_decisions_and_actions(tmp_path: Path) -> None:

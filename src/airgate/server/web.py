@@ -159,10 +159,8 @@ def live_counts(request: Request) -> Response:
     if signed_in(request) is None:
         return JSONResponse({"detail": "not signed in"}, status_code=401)
     queue = queue_of(request)
-    counts = queue.pending_counts()
-    return JSONResponse({"total": sum(counts.values()), "by_type": [
-        {"type": t, "name": views.action_name(queue.catalog, t), "n": n}
-        for t, n in counts.items()]}, headers={"Cache-Control": "no-store"})
+    counts = views.live_counts(queue.pending_counts(views.COUNT_CAP), queue.catalog)
+    return JSONResponse(counts, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/static/{name}")

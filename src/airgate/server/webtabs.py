@@ -43,14 +43,12 @@ def tab_page(request: Request, tab: str, visitor: Visitor, status: int = 200,
             panel = action_panel(request, visitor, int(wanted))
         except NotFound:
             flashes = [*(flashes or []), ("error", f"No action {wanted}.")]
-    counts = queue.pending_counts()
+    counts = views.live_counts(queue.pending_counts(views.COUNT_CAP), queue.catalog)
     return page(
         request, "actions.html", status, visitor, flashes, tab=tab, rows=table, more=more,
         more_query=filters.query(limit=min(filters.limit * 2, views.MAX_ROWS)),
         query=filters.query(), f=filters.raw, panel=panel, statuses=SETTLED,
-        sources=views.SOURCES, total_pending=sum(counts.values()),
-        counts=[{"type": t, "name": views.action_name(queue.catalog, t), "n": n}
-                for t, n in counts.items()],
+        sources=views.SOURCES, counts=counts,
         action_types=[{"id": s.id, "name": s.display_name} for s in queue.catalog])
 
 

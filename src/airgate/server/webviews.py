@@ -152,6 +152,23 @@ def rows(actions: Sequence[ActionRecord], catalog: Catalog, now: str,
     } for a in actions]
 
 
+COUNT_CAP = 10_000  # live counts are exact up to here; beyond, "10,000+" (bounded time)
+
+
+def live_counts(counts: Mapping[str, int], catalog: Catalog) -> dict[str, Any]:
+    """``Queue.pending_counts(COUNT_CAP)`` for the page and for ``/web/counts``."""
+    def shown(n: int, more: bool) -> str:
+        return f"{n:,}+" if more else f"{n:,}"
+
+    by_type: list[dict[str, Any]] = [
+        {"type": t, "name": action_name(catalog, t), "n": min(n, COUNT_CAP),
+         "more": n > COUNT_CAP, "shown": shown(min(n, COUNT_CAP), n > COUNT_CAP)}
+        for t, n in sorted(counts.items())]
+    total = sum(int(c["n"]) for c in by_type)
+    more = any(bool(c["more"]) for c in by_type)
+    return {"total": total, "more": more, "shown": shown(total, more), "by_type": by_type}
+
+
 CSV_HEADERS = ("id", "status", "investigation", "action", "entity type", "entity", "source",
                "decided by", "created", "changed", "note")
 

@@ -8,7 +8,7 @@
       .then(function (data) {
         if (!data) { return; }
         var total = document.getElementById("pending-total");
-        if (total) { total.textContent = String(data.total); }
+        if (total) { total.textContent = data.shown; }
         var label = box.querySelector(".label");
         while (box.lastChild && box.lastChild !== label) { box.removeChild(box.lastChild); }
         if (!data.by_type.length) {
@@ -23,7 +23,7 @@
           span.dataset.type = c.type;
           span.textContent = c.name + " ";
           var b = document.createElement("b");
-          b.textContent = String(c.n);
+          b.textContent = c.shown;
           span.appendChild(b);
           box.appendChild(span);
         });
