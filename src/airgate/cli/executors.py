@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import click
 
-from airgate.cli.runtime_common import db_options, echo_json, short_time
+from airgate.cli.runtime_common import db_options, echo_json
 from airgate.errors import EXIT_FAILED
+from airgate.runtime.export import short_time
 
 
 @click.group("executors")

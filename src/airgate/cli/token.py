@@ -18,9 +18,9 @@ from airgate.cli.runtime_common import (
     db_options,
     echo_json,
     open_store,
-    short_time,
 )
 from airgate.errors import UsageError
+from airgate.runtime.export import short_time
 
 
 def _now() -> dt.datetime:

@@ -62,6 +62,7 @@ EVENTS = (
     "completed", "failed", "undone", "superseded", "refused", "reverted", "reconciled",
     "outcome_unknown",  # an executor's request got no answer: the action stays running
     "initialized", "configured",  # store-wide, no action: a demo store; a pushed config
+    "token_created", "token_revoked",  # store-wide: an API token (id and prefix, never it)
 )
 
 AUTOMATION = "automation"  # the actor of automatic approvals and timed reverts
@@ -181,3 +182,7 @@ class ActionFilter:
     newest_first: bool = False
     by_update: bool = False  # order and ``since`` by the last change instead of creation
     until: str | None = None  # stored time, exclusive: the end of a time range (the web tabs)
+    # Keyset pagination: only rows after this one in the order above, named by its
+    # (updated_at, id) when ``by_update``, else by (created_at, id); the time is ignored
+    # in id order. The server's cursors are these.
+    after: tuple[str, int] | None = None

@@ -29,6 +29,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 API_PREFIX = "/api/v1"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
@@ -58,8 +59,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         description="Policies decide remediation actions; a queue holds them for approval;"
                     " a ledger keeps their history and undo. Every endpoint but /healthz"
                     " needs `Authorization: Bearer <token>` (airgate token create).",
-        openapi_url=f"{API_PREFIX}/openapi.json", docs_url=f"{API_PREFIX}/docs",
-        redoc_url=None,
+        # Served below behind a token, like every endpoint but /healthz.
+        openapi_url=None, docs_url=None, redoc_url=None,
     )
     app.state.airgate = ctx
     metrics = ctx.metrics = Metrics(ctx.store)
@@ -76,6 +77,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
     def metrics_page(_actor: Actor, _ctx: Context) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.get(f"{API_PREFIX}/openapi.json", tags=["server"], include_in_schema=False)
+    def openapi_document(_actor: Actor) -> dict[str, Any]:
+        return app.openapi()
 
     app.include_router(api.router, prefix=API_PREFIX)
     web = _web_module()
@@ -164,10 +169,22 @@ class _Timed:
         try:
             await self.app(scope, receive, sent)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path_format", None) or getattr(route, "path", None)
-            self.metrics.latency.labels(scope.get("method", ""), template or "unmatched",
+            method = scope.get("method", "")
+            self.metrics.latency.labels(method if method in _METHODS else "other",
+                                        _template(scope),
                                         str(status)).observe(time.perf_counter() - start)
+
+
+def _template(scope: Scope) -> str:
+    """The matched route's path template with its router's prefix (FastAPI keeps the
+    full one in its own scope entry for included routers), ``unmatched`` for a 404."""
+    effective = (scope.get("fastapi") or {}).get("effective_route_context")
+    route = scope.get("route")
+    for found in (effective, route):
+        template = getattr(found, "path_format", None)
+        if isinstance(template, str):
+            return template
+    return "unmatched"
 
 
 __all__ = ["API_PREFIX", "AppContext", "ServerSettings", "create_app"]

@@ -138,7 +138,7 @@ def _csv(request: Request, tab: str) -> Response:
     shown = queue.list_actions(filters.flt)[:filters.limit]
     undone = {i: who for i, (who, _) in queue.undone_by(
         [a.id for a in shown if a.status == "undone"]).items()}
-    body = views.to_csv(views.rows(shown, queue.catalog, format_time(ctx.now()), undone))
+    body = views.to_csv(tab, shown, undone, format_time(ctx.now()))
     return Response(body, media_type="text/csv; charset=utf-8", headers={
         **SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="airgate-{tab}.csv"'})
 

@@ -8,9 +8,7 @@ templates, never marked safe.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +17,7 @@ from urllib.parse import urlencode
 
 from airgate.catalog import Catalog
 from airgate.errors import UsageError
-from airgate.render import escape
+from airgate.runtime.export import short_time
 from airgate.runtime.records import OPEN, PENDING, SETTLED, ActionFilter, ActionRecord
 
 PAGE = 50  # rows of a first page; "show more" doubles it
@@ -27,9 +25,6 @@ MAX_ROWS = 5000  # one page never reads more (the CLI's --limit 0 is for exports
 SOURCES = ("automatedInvestigation", "antivirus", "manual")
 FILTER_KEYS = ("status", "action_type", "source", "investigation", "decided_by", "since", "until",
                "limit")
-# A spreadsheet runs a cell starting with these as a formula (OWASP CSV injection),
-# fullwidth forms included; such a cell gets a leading '.
-_FORMULA_START = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 @dataclass(frozen=True)
@@ -102,11 +97,6 @@ def read_filters(tab: str, params: Mapping[str, str], now: dt.datetime) -> Filte
 
 
 # ---------------------------------------------------------------- rows
-def short_time(stored: str | None) -> str:
-    """``2024-05-01T12:00:00.000000Z`` -> ``2024-05-01 12:00:00Z``."""
-    return "" if not stored else stored[:10] + " " + stored[11:19] + "Z"
-
-
 def action_name(catalog: Catalog, action_type: str) -> str:
     spec = catalog.get(action_type)
     return spec.display_name if spec is not None else action_type
@@ -169,29 +159,15 @@ def live_counts(counts: Mapping[str, int], catalog: Catalog) -> dict[str, Any]:
     return {"total": total, "more": more, "shown": shown(total, more), "by_type": by_type}
 
 
-CSV_HEADERS = ("id", "status", "investigation", "action", "entity type", "entity", "source",
-               "decided by", "created", "changed", "note")
+def to_csv(tab: str, actions: Sequence[ActionRecord], undone_by: Mapping[int, str],
+           now: str) -> str:
+    """The CSV of a tab: ``airgate actions --format csv``'s columns for Pending,
+    ``airgate history --format csv``'s for History (the library's, formula-safe)."""
+    from airgate.runtime.export import ACTION_HEADERS, action_row, csv_text, history_csv
 
-
-def csv_cell(value: object) -> str:
-    """A cell safe for a spreadsheet and a terminal: control characters made visible, and
-    a ' before what a spreadsheet would run as a formula."""
-    text = "" if value is None else str(value)
-    formula = text.startswith(("\t", "\r")) or text.lstrip().startswith(_FORMULA_START)
-    text = escape(text)
-    return "'" + text if formula else text
-
-
-def to_csv(table: Iterable[Mapping[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_HEADERS)
-    for r in table:
-        writer.writerow([csv_cell(v) for v in (
-            r["id"], r["status"], r["investigation"], r["action_type"], r["entity_type"],
-            r["entity_name"], r["source"], r["decided_by"], r["created"], r["updated"],
-            r["note"])])
-    return out.getvalue()
+    if tab == "history":
+        return history_csv(actions, undone_by, now)
+    return csv_text(ACTION_HEADERS, (action_row(a, now) for a in actions))
 
 
 # ---------------------------------------------------------------- the action panel

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from airgate.runtime.ledger import LedgerRow, canonical_text, row_hash_v2
@@ -311,6 +311,14 @@ class Tx(AuditReads, TokenOps):
             query = query.where(time_col >= f.since)
         if f.until is not None:
             query = query.where(time_col < f.until)
+        if f.after is not None:
+            at, last = f.after
+            if f.by_update:
+                query = query.where(or_(time_col < at, and_(time_col == at, cols.id < last))
+                                    if f.newest_first else
+                                    or_(time_col > at, and_(time_col == at, cols.id > last)))
+            else:
+                query = query.where(cols.id < last if f.newest_first else cols.id > last)
         if f.by_update:
             order = [time_col.desc(), cols.id.desc()] if f.newest_first else [time_col, cols.id]
         else:
