@@ -3,7 +3,6 @@ browser-like client that signs in and posts forms with their CSRF token."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,17 +62,12 @@ def alert(alert_id: str = "alert-1", *, subject: str = SUBJECT, message: str = "
         ]}
 
 
-def submit(srv: Server, doc: dict[str, Any], actor: str = "soar") -> dict[int, str]:
-    """Submit a document as the API's clients do (the library call behind
-    ``POST /api/v1/evidence``); the new action ids by action type."""
-    from airgate.evidence import load_evidence
-
-    path = srv.tmp / f"doc-{len(list(srv.tmp.glob('doc-*')))}.json"
-    path.write_text(json.dumps(doc))
-    items = load_evidence(path)
-    outcomes = srv.ctx.queue().submit(srv.ctx.engine.evaluate(items), actor=actor,
-                                      investigations={e.investigation for e in items})
-    return {o.decision.action: o.action_id for o in outcomes if o.action_id is not None}
+def submit(srv: Server, doc: dict[str, Any], actor: str = "soar") -> dict[str, int]:
+    """Submit a document through the JSON API (``POST /api/v1/evidence``) as ``actor``;
+    the new action ids by action type."""
+    body = srv.submit(doc, actor=actor)
+    return {o["action_type"]: o["action_id"] for o in body["outcomes"]
+            if o["action_id"] is not None}
 
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
