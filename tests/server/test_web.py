@@ -396,4 +396,5 @@ def test_the_investigation_page_shows_evidence_decisions_and_actions(tmp_path: P
     assert 'verdict in ["malicious", "suspicious"]: held' in text
     assert "networkMessageId" in text and "m-1" in text
     missing = browser.client.get("/investigations/nope")
-    assert missing.status_code == 404 and "No investigation nope." in missing.text
+    assert missing.status_code == 404
+    assert "No action belongs to investigation nope: it is unknown" in missing.text

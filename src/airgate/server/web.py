@@ -38,6 +38,8 @@ from airgate.server.webpage import (
 )
 from airgate.server.webtabs import action_panel, tab_page
 
+INVESTIGATION_ROWS = 500  # actions on one investigation page
+
 router = APIRouter(include_in_schema=False)
 router.include_router(webchanges.router)
 
@@ -160,7 +162,8 @@ def live_counts(request: Request) -> Response:
         return JSONResponse({"detail": "not signed in"}, status_code=401)
     queue = queue_of(request)
     counts = views.live_counts(queue.pending_counts(views.COUNT_CAP), queue.catalog)
-    return JSONResponse(counts, headers={"Cache-Control": "no-store"})
+    return JSONResponse(counts, headers={"Cache-Control": "no-store",
+                                         "X-Content-Type-Options": "nosniff"})
 
 
 @router.get("/static/{name}")
@@ -191,20 +194,24 @@ def action_page(request: Request, action_id: int) -> Response:
 
 @router.get("/investigations/{investigation:path}", response_class=HTMLResponse)
 def investigation_page(request: Request, investigation: str) -> Response:
+    from airgate.runtime.clock import format_time
     from airgate.runtime.investigations import derive
     from airgate.runtime.records import ActionFilter
 
     visitor = signed_in(request)
     if visitor is None:
         return to_signin(request)
-    from airgate.runtime.clock import format_time
-
     ctx = app_ctx(request)
     queue = queue_of(request)
-    actions = queue.list_actions(ActionFilter(investigation=investigation, limit=500))
-    if not actions and investigation not in {i["investigation"] for i in queue.investigations()}:
+    actions = queue.list_actions(ActionFilter(investigation=investigation,
+                                              limit=INVESTIGATION_ROWS))
+    if not actions:
+        # Telling an unknown investigation from one without threats would mean counting
+        # every investigation's actions (Queue.investigations): not for one page.
         return page(request, "error.html", 404, visitor, heading="Not found",
-                     message=f"No investigation {investigation}.")
+                    message=f"No action belongs to investigation {investigation}: it is"
+                            " unknown, or its evidence needed no action (airgate"
+                            " investigations lists them all).")
     counts: dict[str, int] = {}
     for a in actions:
         counts[a.status] = counts.get(a.status, 0) + 1
