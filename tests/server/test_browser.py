@@ -29,9 +29,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
-pytestmark = pytest.mark.slow
-
-
 def _need_browser() -> None:
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
     try:
@@ -140,6 +137,23 @@ def _shoot(driver: Any, name: str) -> None:
         driver.save_screenshot(str(SCREENSHOTS / name))
 
 
+@pytest.mark.parametrize("required", [True, False])
+def test_a_missing_browser_skips_or_fails_when_ci_requires_it(
+        monkeypatch: pytest.MonkeyPatch, required: bool) -> None:
+    import sys
+
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", Path("/nonexistent/chromium"))
+    if required:
+        monkeypatch.setenv("AIRGATE_REQUIRE_BROWSER", "1")
+    else:
+        monkeypatch.delenv("AIRGATE_REQUIRE_BROWSER", raising=False)
+    outcome = pytest.fail.Exception if required else pytest.skip.Exception
+    with pytest.raises(outcome, match="browser tests need /nonexistent/chromium: apt-get"
+                                      " install chromium chromium-driver"):
+        _need_browser()
+
+
+@pytest.mark.slow
 def test_the_action_center_in_chromium(live: tuple[Any, str], driver: Any) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
