@@ -59,6 +59,7 @@ _state_lock = threading.Lock()
 
 
 def web_state(request: Request) -> WebState:
+    """The session keys and sign-in limiter of this application (made on first use)."""
     with _state_lock:
         state = getattr(request.app.state, "airgate_web", None)
         if state is None:
@@ -68,6 +69,7 @@ def web_state(request: Request) -> WebState:
 
 
 def app_ctx(request: Request) -> Any:
+    """The server's ``AppContext``: store, policy, engine, clock."""
     return request.app.state.airgate  # server.context.AppContext
 
 
@@ -107,16 +109,19 @@ def signed_in(request: Request) -> Visitor | None:
 
 
 def to_signin(request: Request) -> Response:
+    """To the sign-in page, forgetting a session cookie that no longer works."""
     response = RedirectResponse(f"{prefix(request)}/signin", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response
 
 
 def prefix(request: Request) -> str:
+    """The path the app is mounted under (links and redirects start with it)."""
     return str(request.scope.get("root_path", "")).rstrip("/")
 
 
 def secure(request: Request) -> bool:
+    """Whether the browser reached us over https (then cookies are Secure)."""
     return request.url.scheme == "https"
 
 
@@ -124,6 +129,8 @@ def secure(request: Request) -> bool:
 def page(request: Request, template: str, status: int = 200,
           visitor: Visitor | None = None, flashes: list[tuple[str, str]] | None = None,
           **values: Any) -> HTMLResponse:
+    """Render ``template`` with the security headers; a flash left by a redirect shows
+    first, then ``flashes``."""
     queue = queue_of(request) if visitor is not None else None
     shown = list(flashes or [])
     stored = _read_flash(request)
@@ -159,6 +166,7 @@ def _read_flash(request: Request) -> tuple[str, str] | None:
 
 
 def redirect(request: Request, where: str, kind: str, text: str) -> Response:
+    """A 303 to ``where`` that shows ``text`` there once (a signed flash cookie)."""
     response = RedirectResponse(where, status_code=303)
     response.set_cookie(FLASH, _flash_value(request, kind, text), httponly=True,
                         samesite="strict", secure=secure(request), path="/")
@@ -166,6 +174,7 @@ def redirect(request: Request, where: str, kind: str, text: str) -> Response:
 
 
 def status_of(exc: AirgateError) -> int:
+    """The HTTP status of a library error, as the JSON API gives it."""
     from airgate.server.problems import status_of
 
     return status_of(exc)[0]

@@ -16,8 +16,10 @@ from airgate.server.webpage import MAX_ID, Visitor, app_ctx, page, queue_of
 
 # ---------------------------------------------------------------- the tabs
 def tab_page(request: Request, tab: str, visitor: Visitor, status: int = 200,
-         flashes: list[tuple[str, str]] | None = None,
-         params: dict[str, str] | None = None) -> Response:
+             flashes: list[tuple[str, str]] | None = None,
+             params: dict[str, str] | None = None) -> Response:
+    """The Pending or History tab with ``params``' filters (the request's query string
+    unless given), and the panel of ``panel=ID`` beside it."""
     from airgate.runtime.clock import format_time
 
     ctx = app_ctx(request)
@@ -53,6 +55,7 @@ def tab_page(request: Request, tab: str, visitor: Visitor, status: int = 200,
 
 
 def action_panel(request: Request, visitor: Visitor, action_id: int) -> dict[str, Any]:
+    """The action panel of one action, as ``visitor`` sees it (NotFound for an unknown id)."""
     from airgate.runtime.clock import format_time
     from airgate.runtime.guards import role_problem
 

@@ -98,6 +98,7 @@ def read_filters(tab: str, params: Mapping[str, str], now: dt.datetime) -> Filte
 
 # ---------------------------------------------------------------- rows
 def action_name(catalog: Catalog, action_type: str) -> str:
+    """The catalog's display name of an action type (the type itself when unknown)."""
     spec = catalog.get(action_type)
     return spec.display_name if spec is not None else action_type
 
@@ -132,6 +133,7 @@ def note(a: ActionRecord, now: str, undone_by: Mapping[int, str]) -> str:
 
 def rows(actions: Sequence[ActionRecord], catalog: Catalog, now: str,
          undone_by: Mapping[int, str]) -> list[dict[str, Any]]:
+    """The table's rows of ``actions`` (``undone_by``: who undid each undone one)."""
     return [{
         "id": a.id, "status": a.status, "investigation": a.investigation,
         "action_type": a.action_type, "action_name": action_name(catalog, a.action_type),
@@ -185,6 +187,7 @@ def _flatten(value: Any, prefix: str = "", depth: int = 0) -> list[tuple[str, st
 
 def evidence_view(items: Iterable[Mapping[str, Any]],
                   investigation: str | None = None) -> list[dict[str, Any]]:
+    """Stored evidence for the page; only ``investigation``'s when given."""
     out = []
     for e in items:
         if investigation is not None and e["investigation"] != investigation:
@@ -203,6 +206,7 @@ def evidence_view(items: Iterable[Mapping[str, Any]],
 
 
 def approval_text(approval: Mapping[str, Any]) -> str:
+    """An approval setting in words: automatic, or by which roles with which quorum."""
     if not approval.get("required"):
         return "automatic"
     text = f"by {', '.join(approval.get('roles', ()))} (quorum {approval.get('quorum', 1)})"
