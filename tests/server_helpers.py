@@ -95,7 +95,8 @@ def serve(tmp: Path, *, worker: bool = False, policy: str = POLICY, config: str 
     (tmp / "policy.yaml").write_text(policy)
     (tmp / "airgate.yaml").write_text(config)
     clock = FixedClock(START)
-    app = create_app(ServerSettings(db=str(tmp / "q.db"), policy_paths=(str(tmp / "policy.yaml"),),
+    settings.setdefault("db", str(tmp / "q.db"))
+    app = create_app(ServerSettings(policy_paths=(str(tmp / "policy.yaml"),),
                                     config_path=str(tmp / "airgate.yaml"), worker=worker,
                                     clock=clock, **settings))
     with TestClient(app, raise_server_exceptions=False) as client:
