@@ -219,8 +219,12 @@ def test_undo_of_a_device_action_and_of_an_email_action(tmp_path: Path) -> None:
         old = srv.ctx.queue().get(ids["soft_delete_email"])
         assert old.status == "superseded" and old.superseded_by is not None
         new = srv.ctx.queue().get(old.superseded_by)
+        # The opposite move is the undoer's manual action: someone else approves it.
+        own = browser.post(f"/actions/{new.id}/approve", {})
     assert (new.action_type, new.status, new.link_id) == ("move_to_inbox", "pending", old.id)
     assert f"undone by a new action {new.id} (move_to_inbox): pending approval" in moved.text
+    assert own.status_code == 403
+    assert f"cannot approve action {new.id}: root submitted this manual action" in own.text
 
 
 def test_undo_of_a_pending_action_is_a_409(tmp_path: Path) -> None:
