@@ -30,9 +30,10 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "src"))
 
 import synth  # noqa: E402
+import web  # noqa: E402
 
 FULL = {"throughput": 100_000, "streaming": 1_000_000, "queue_store": 1_000_000,
-        "queue_submit": 100_000}
+        "queue_submit": 100_000, "web_store": 1_000_000}
 SCALES = (1, 10, 100)  # divisors: full, a tenth, a hundredth
 
 
@@ -302,7 +303,7 @@ def main(argv: list[str] | None = None) -> Report:
     parser.add_argument("--quick", action="store_true", help="the 1/100 sizes only")
     parser.add_argument("--scale", type=int, default=None,
                         help="divide every size by this (tests use a large one)")
-    parser.add_argument("--only", default="throughput,streaming,startup,queue",
+    parser.add_argument("--only", default="throughput,streaming,startup,queue,web",
                         help="comma-separated benchmarks to run")
     parser.add_argument("--postgres", default=os.environ.get(
         "AIRGATE_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
@@ -342,6 +343,8 @@ def main(argv: list[str] | None = None) -> Report:
                         _drop_postgres(args.postgres)
                 else:
                     print("  postgresql: skipped (no psycopg or no server)")
+            if "web" in only:
+                web.bench_web(report, work, max(FULL["web_store"] // div, 10), _decisions)
         if "startup" in only:
             bench_startup(report)
     if len(scales) > 1:

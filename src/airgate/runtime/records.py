@@ -201,6 +201,7 @@ class ActionFilter:
     limit: int | None = None
     newest_first: bool = False
     by_update: bool = False  # order and ``since`` by the last change instead of creation
+    until: str | None = None  # stored time, exclusive: the end of a time range (the web tabs)
     # Keyset pagination: only rows after this one in the order above, named by its
     # (updated_at, id) when ``by_update``, else by (created_at, id); the time is ignored
     # in id order. The server's cursors are these.

@@ -320,6 +320,8 @@ class Tx(AuditReads, WorkQueries, TokenOps):
         time_col = cols.updated_at if f.by_update else cols.created_at
         if f.since is not None:
             query = query.where(time_col >= f.since)
+        if f.until is not None:
+            query = query.where(time_col < f.until)
         if f.after is not None:
             at, last = f.after
             if f.by_update:
@@ -459,6 +461,27 @@ class Tx(AuditReads, WorkQueries, TokenOps):
         rows = self.conn.execute(select(cols.action_type, func.count()).where(
             cols.status == status).group_by(cols.action_type)).all()
         return {str(r[0]): int(r[1]) for r in rows}
+
+    def count_by_type_upto(self, status: str, cap: int) -> dict[str, int]:
+        """Like ``count_by_type``, but each count stops at ``cap + 1`` (more than ``cap``):
+        an exact count walks every matching index entry (a tenth of a second per million
+        on SQLite), this walks at most ``cap + 1`` per type. The types present come from a
+        loose scan of ix_actions_type_status (one index seek per type)."""
+        a = s.actions.c
+        types = select(func.min(a.action_type).label("t")).cte("types", recursive=True)
+        types = types.union_all(select(
+            select(func.min(a.action_type)).where(a.action_type > types.c.t).scalar_subquery()
+        ).where(types.c.t.is_not(None)))
+        found = [str(r[0]) for r in self.conn.execute(
+            select(types.c.t).where(types.c.t.is_not(None))).all()]
+        out = {}
+        for action_type in found:
+            some = select(a.id).where(a.action_type == action_type,
+                                      a.status == status).limit(cap + 1).subquery()
+            n = int(self.conn.execute(select(func.count()).select_from(some)).scalar_one())
+            if n:
+                out[action_type] = n
+        return out
 
     def put_setting(self, key: str, value: Any, at: str, actor: str) -> None:
         """Set a store setting (write transactions only: the caller logs the change)."""
