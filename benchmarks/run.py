@@ -30,11 +30,12 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "src"))
 
 import synth  # noqa: E402
+import web  # noqa: E402
 import worker_bench  # noqa: E402
 
 FULL = {"throughput": 100_000, "streaming": 1_000_000, "queue_store": 1_000_000,
-        "queue_submit": 100_000, "worker": 2_000, "worker_store": 1_000_000,
-        "worker_latency": 50}
+        "queue_submit": 100_000, "web_store": 1_000_000, "worker": 2_000,
+        "worker_store": 1_000_000, "worker_latency": 50}
 SCALES = (1, 10, 100)  # divisors: full, a tenth, a hundredth
 
 
@@ -304,7 +305,7 @@ def main(argv: list[str] | None = None) -> Report:
     parser.add_argument("--quick", action="store_true", help="the 1/100 sizes only")
     parser.add_argument("--scale", type=int, default=None,
                         help="divide every size by this (tests use a large one)")
-    parser.add_argument("--only", default="throughput,streaming,startup,queue,worker",
+    parser.add_argument("--only", default="throughput,streaming,startup,queue,web,worker",
                         help="comma-separated benchmarks to run")
     parser.add_argument("--postgres", default=os.environ.get(
         "AIRGATE_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
@@ -344,6 +345,8 @@ def main(argv: list[str] | None = None) -> Report:
                         _drop_postgres(args.postgres)
                 else:
                     print("  postgresql: skipped (no psycopg or no server)")
+            if "web" in only:
+                web.bench_web(report, work, max(FULL["web_store"] // div, 10), _decisions)
         if "startup" in only:
             bench_startup(report)
         if "worker" in only:  # once, at the smallest divisor asked for

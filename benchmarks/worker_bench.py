@@ -196,7 +196,7 @@ def claim_plans(url: str, n: int) -> list[tuple[str, str]]:
 
 def bench_worker(report: Any, url: str, n: int, n_store: int, samples: int,
                  fresh: Callable[[], str]) -> None:
-    print("\n[6] worker on PostgreSQL (no-op executor)")
+    print("\n[7] worker on PostgreSQL (no-op executor)")
     rates = {w: throughput(url, n, w, fresh) for w in (1, 2, 4)}
     for w, rate in rates.items():
         report.add("worker", f"execution throughput, {w} worker(s), {n} actions", rate,

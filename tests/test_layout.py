@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src" / "airgate"
-STAGES = ("policy", "evidence", "engine", "checks", "runtime", "cli")
+STAGES = ("policy", "evidence", "engine", "checks", "runtime", "server", "cli")
 
 
 def _module_name(path: Path) -> str:

@@ -134,6 +134,12 @@ class PermissionDenied(AirgateError):
     code = "permission"
 
 
+class Unauthenticated(AirgateError):
+    """No credential, or one that is unknown, expired or revoked (HTTP 401)."""
+
+    code = "unauthenticated"
+
+
 class NotFound(AirgateError):
     code = "not-found"
 

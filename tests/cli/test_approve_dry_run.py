@@ -59,16 +59,19 @@ def test_a_defender_dry_run_shows_the_token_and_isolate_requests_and_sends_nothi
     with webhook() as hook:
         box = Box(tmp_path, "    type: defender_endpoint\n    tenant_id: contoso\n"
                   f"    client_id: {APP}\n    client_secret_env: AIRGATE_TEST_SECRET\n"
-                  f"    authority: {hook.url}\n    base_url: {hook.url}\n")
+                  "    authority: https://127.0.0.1:9\n    ca_file: /nonexistent/ca.pem\n"
+                  f"    base_url: {hook.url}\n")
         result = box.run("approve", "1", "--dry-run", "--actor", "alice")
         assert hook.requests == []
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == ("action 1 (isolate_device on device ws1): defender_endpoint would"
                         " send:")
-    assert lines[1].startswith(f"  POST {hook.url}/contoso/oauth2/v2.0/token  (unless a token")
+    assert lines[1] == ("  POST https://127.0.0.1:9/contoso/oauth2/v2.0/token  (unless a token"
+                        " is cached; the credential from the environment variable"
+                        " AIRGATE_TEST_SECRET)")
     token_body = json.loads(lines[3].removeprefix("    body: "))
-    assert token_body == {"client_id": APP, "client_secret": "***",
+    assert token_body == {"client_id": APP, "client_secret": "***", "client_info": "1",
                           "grant_type": "client_credentials",
                           "scope": "https://api.securitycenter.microsoft.com/.default"}
     start = lines.index(f"  POST {hook.url}/api/machines/{DEV}/isolate")

@@ -59,7 +59,8 @@ def test_with_the_secret_set_it_passes_and_json_names_only_the_variable(tmp_path
     assert rows["isolate_device"]["secrets"] == {"AIRGATE_TEST_MS_SECRET": True}
     assert rows["kill_process"] == {
         "action_type": "kill_process", "executor": "record",
-        "target": "the store (no external effect)", "secrets": {}, "ok": True, "problems": []}
+        "target": "the store (no external effect)", "secrets": {}, "ok": True, "problems": [],
+        "warnings": []}
 
 
 def test_the_config_pushed_to_the_store_decides_not_the_local_file(tmp_path):

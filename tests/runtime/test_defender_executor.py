@@ -60,15 +60,17 @@ def test_isolation_is_posted_polled_to_succeeded_and_released_on_undo(store_url,
     assert done.result == {"machine_action_id": MA, "type": "Isolate", "machine_id": DEV,
                            "status": "Succeeded", "found_earlier": False}
     [token] = fake.calls("POST", f"/{TENANT}/oauth2/v2.0/token")
+    # MSAL's client-credentials request (client_info=1 is MSAL's own, ignored here)
     assert token.body == {"client_id": CLIENT_ID, "client_secret": SECRET,
-                          "grant_type": "client_credentials",
+                          "grant_type": "client_credentials", "client_info": "1",
                           "scope": "https://api.securitycenter.microsoft.com/.default"}
     [post] = fake.calls("POST", f"/api/machines/{DEV}/isolate")
     key = done.run_key
     assert post.body == {"Comment": f"airgate action 1 apply [{key}]", "IsolationType": "Full"}
     assert post.headers["authorization"] == f"Bearer {TOKEN}"
     assert post.headers["content-type"] == "application/json"
-    assert [c.path for c in fake.calls("GET")] == [f"/api/machineactions/{MA}"] * 2
+    assert [c.path for c in fake.api_calls() if c.method == "GET"] == [
+        f"/api/machineactions/{MA}"] * 2
     assert all(c.headers["authorization"] == f"Bearer {TOKEN}" for c in fake.api_calls())
     entry = queue.ledger_entries(1)[-1]
     assert entry.event == "completed"

@@ -12,7 +12,7 @@ from airgate.runtime.executors import ExecRequest, make_executor
 OID = "87d349ed-44d7-43e1-9a83-5f2406dee5bd"
 GRAPH = {"tenant_id": "contoso", "client_id": "11111111-2222-3333-4444-555555555555",
          "client_secret_env": "AIRGATE_TEST_UNSET_SECRET", "base_url": "http://127.0.0.1:9",
-         "authority": "http://127.0.0.1:9"}
+         "authority": "https://127.0.0.1:9"}
 
 
 def request(action: str, entity: dict[str, str], operation: str = "apply") -> ExecRequest:

@@ -69,7 +69,9 @@ def test_each_email_action_is_one_documented_remediate_request(store_url, fake, 
     assert post.headers["client-request-id"] == str(uuid.uuid5(uuid.NAMESPACE_URL,
                                                                done.run_key))
     assert done.result == {"action": remote, "network_message_id": NMID, "recipient": RCPT,
-                           "http_status": 202, "tracking": TRACKING}
+                           "http_status": 202, "tracking": TRACKING, "request_id": "",
+                           "client_request_id": str(uuid.uuid5(uuid.NAMESPACE_URL,
+                                                               done.run_key or ""))}
     assert queue.ledger_entries(1)[-1].details["result"]["output"]["tracking"] == TRACKING
 
 
@@ -137,7 +139,9 @@ def test_revoking_sessions_posts_revoke_sign_in_sessions(store_url, fake):
         "POST", f"/users/{OID}/revokeSignInSessions", None)
     assert post.headers["authorization"] == f"Bearer {TOKEN}"
     assert done.result == {"user": OID, "http_status": 200,
-                           "change": {"revokeSignInSessions": True}}
+                           "change": {"revokeSignInSessions": True}, "request_id": "",
+                           "client_request_id": str(uuid.uuid5(uuid.NAMESPACE_URL,
+                                                               done.run_key or ""))}
 
 
 def test_disabling_a_user_patches_account_enabled_and_undo_reenables(store_url, fake):

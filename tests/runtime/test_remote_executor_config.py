@@ -23,7 +23,9 @@ MA = "7883e2b6-3c2b-4b80-a2b3-0f7b0d3c2f11"
 CLIENT = "11111111-2222-3333-4444-555555555555"
 
 
-def write_config(tmp_path: Any, url: str, extra: str = "") -> str:
+def write_config(tmp_path: Any, url: str, extra: str = "",
+                 authority: str = "https://127.0.0.1:9", ca_file: str = "/etc/airgate/ca.pem",
+                 ) -> str:
     path = tmp_path / "airgate.yaml"
     path.write_text(textwrap.dedent(f"""\
         users: {{alice: [active-remediation]}}
@@ -33,7 +35,8 @@ def write_config(tmp_path: Any, url: str, extra: str = "") -> str:
             tenant_id: {TENANT}
             client_id: {CLIENT}
             client_secret_env: {SECRET_ENV}
-            authority: {url}
+            authority: {authority}
+            ca_file: {ca_file}
             base_url: {url}
             isolation_type: Selective
             poll_interval: 0
@@ -48,7 +51,8 @@ def test_a_defender_executor_config_is_read_with_its_options(tmp_path):
     assert (executor.type, executor.timeout) == ("defender_endpoint", 20)
     assert dict(executor.options) == {
         "tenant_id": TENANT, "client_id": CLIENT, "client_secret_env": SECRET_ENV,
-        "authority": "http://127.0.0.1:9", "base_url": "http://127.0.0.1:9",
+        "authority": "https://127.0.0.1:9", "ca_file": "/etc/airgate/ca.pem",
+        "base_url": "http://127.0.0.1:9",
         "isolation_type": "Selective", "poll_interval": 0}
 
 
@@ -104,7 +108,8 @@ def test_approve_and_undo_an_isolation_through_the_cli(tmp_path, monkeypatch):
         fake.on("GET", f"/api/machineactions/{MA}", Answer(200, action))
         fake.on("POST", f"/api/machines/{DEV}/unisolate", Answer(201, {
             **action, "id": "9" + MA[1:], "type": "Unisolate"}))
-        config = write_config(tmp_path, fake.url)
+        config = write_config(tmp_path, fake.url, authority=fake.authority,
+                              ca_file=fake.ca_file)
         common = ["--db", db, "--config", config]
         submitted = cli("submit", str(tmp_path / "inv.yaml"), "--policy",
                         str(tmp_path / "p.yaml"), *common, "--actor", "bob")

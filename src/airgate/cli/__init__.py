@@ -43,6 +43,8 @@ COMMANDS: dict[str, str] = {
     "config": "config",
     "executors": "executors",
     "worker": "worker",
+    "token": "token",
+    "serve": "serve",
 }
 
 

@@ -1,12 +1,14 @@
 """``airgate executors check``: which executor runs each action type of the catalog, and
-whether its secrets are in the environment. Calls nothing, changes nothing."""
+whether its secrets are there (environment variables set, files readable: an environment
+variable's name is an identifier, a file's path is not). Calls nothing, changes nothing."""
 
 from __future__ import annotations
 
 import click
 
-from airgate.cli.runtime_common import db_options, echo_json, short_time
+from airgate.cli.runtime_common import db_options, echo_json
 from airgate.errors import EXIT_FAILED
+from airgate.runtime.export import short_time
 
 
 @click.group("executors")
@@ -21,7 +23,8 @@ def command() -> None:
 def check(fmt: str, db: str | None, config_path: str | None) -> None:
     """For every action type in the catalog: the executor the governing config gives it
     (the config pushed to the store, else the local file) and whether the environment
-    variables holding its secrets are set. Exit 1 when one is missing."""
+    variables or files holding its secrets are there (no secret is read). Exit 1 when
+    one is missing."""
     from airgate.catalog import DEFAULT_CATALOG
     from airgate.cli.runtime_common import open_queue
     from airgate.render import escape
@@ -54,8 +57,10 @@ def check(fmt: str, db: str | None, config_path: str | None) -> None:
         width = max(len(c.action_type) for c in checks)
         for c in checks:
             state = ("ok" if not c.secrets else "ok: " + ", ".join(
-                f"{env} set" for env in c.secrets)) if c.ok else "MISSING: " + "; ".join(
-                c.problems)
+                f"{where} {'set' if where.isidentifier() else 'readable'}"
+                for where in c.secrets)) if c.ok else "MISSING: " + "; ".join(c.problems)
+            if c.warnings:
+                state += "; warning: " + "; ".join(c.warnings)
             click.echo(escape(f"{c.action_type:<{width}}  {c.executor:<17}  {state}"
                               f"  -> {c.target}"))
     if not ok:

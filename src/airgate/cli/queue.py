@@ -20,9 +20,9 @@ from airgate.cli.runtime_common import (
     emit_actions,
     open_queue,
     parse_since,
-    short_time,
 )
 from airgate.errors import EXIT_FAILED, PolicyLoadErrors, TransitionError
+from airgate.runtime.export import short_time
 from airgate.runtime.records import OPEN, SETTLED, STATUSES, ActionFilter
 
 DEFAULT_LIMIT = 200

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import getpass
 import json
@@ -15,6 +14,7 @@ import click
 
 from airgate.errors import UsageError
 from airgate.render import escape
+from airgate.runtime.export import ACTION_HEADERS, HISTORY_HEADERS, action_row, history_row
 
 if TYPE_CHECKING:
     from airgate.runtime.config import Config
@@ -34,9 +34,6 @@ ACTION_ID = click.IntRange(1, MAX_INT)
 ROW_LIMIT = click.IntRange(0, MAX_INT - 1)  # one row more is read, to tell that more exist
 JOBS = click.IntRange(0, 256)  # worker processes: far more than any machine's CPUs
 _VERBOSE = "airgate.verbose"
-# What makes a spreadsheet read a cell as a formula (OWASP CSV injection), the fullwidth
-# forms included, which spreadsheets fold to ASCII.
-_FORMULA_START = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def _remember_verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -102,7 +99,6 @@ def open_store(db: str | None, config: Config, *, create: bool = False,
     Only commands that record new input create a store (``create``); the others
     report where they looked and create nothing.
     """
-    from airgate.render import escape
     from airgate.runtime.store import Store, StoreNotFound
 
     target, chosen_by = store_target(db, config)
@@ -153,8 +149,8 @@ def open_queue(db: str | None, config_path: str | None, *, maintain: bool = True
     clock must never expire, revert, approve or reconcile anything in a live store.
     """
     from airgate.runtime.clock import ENV_NOW, FixedClock, SystemClock, pinned_time
-    from airgate.runtime.config import governing_hash, load_config
-    from airgate.runtime.governance import read_settings
+    from airgate.runtime.config import load_config
+    from airgate.runtime.governance import governed_config, read_settings
     from airgate.runtime.queue import Queue
 
     local = load_config(config_path)
@@ -164,24 +160,9 @@ def open_queue(db: str | None, config_path: str | None, *, maintain: bool = True
     if pinned is not None and not settings.demo:
         raise UsageError(f"{ENV_NOW} pins the clock only on a demo store (airgate init --demo);"
                          " this store is not one: unset it")
-    config = settings.apply(local)
-    if (settings.config is not None and local.sets_governing()
-            and governing_hash(local.data) != governing_hash(settings.config)):
-        # The same file as the one pushed says nothing new: warn only when it differs.
-        click.echo(f"airgate: warning: {local.file}: users, automation and executors come from"
-                   f" the config stored in the database (pushed by {settings.config_by} at"
-                   f" {short_time(settings.config_at)}); the ones in this file are ignored",
-                   err=True)
-    elif settings.config is None and not store.sqlite:
-        # A shared server: a file each caller picks must never decide who approves.
-        from airgate.runtime.config import Config
-
-        config = Config(store=local.store, file=local.file)
-        if local.sets_governing():
-            click.echo(f"airgate: warning: {local.file}: on PostgreSQL, users, automation and"
-                       " executors come only from the database, which holds none yet (a"
-                       " global admin runs airgate config push); the ones in this file are"
-                       " ignored", err=True)
+    config, warning = governed_config(store, local, settings)
+    if warning:
+        click.echo(f"airgate: warning: {warning}", err=True)
     queue = Queue(store, config=config,
                   clock=SystemClock() if pinned is None else FixedClock(pinned))
     if maintain:
@@ -210,77 +191,14 @@ def parse_since(text: str | None, now: dt.datetime) -> str | None:
     return format_time(now - dt.timedelta(seconds=seconds))
 
 
-def csv_cell(value: object) -> str:
-    """A cell safe for a terminal and a spreadsheet: control characters escaped as in
-    tables, and a ' before a cell a spreadsheet would run as a formula: one starting
-    with =, +, -, @ (or their fullwidth forms), also after leading spaces, or with a tab
-    or CR."""
-    text = "" if value is None else value if isinstance(value, str) else str(value)
-    formula = text.startswith(("\t", "\r")) or text.lstrip().startswith(_FORMULA_START)
-    text = escape(text)
-    return "'" + text if formula else text
-
-
 def write_csv(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(headers)
-    for row in rows:
-        writer.writerow([csv_cell(c) for c in row])
+    from airgate.runtime.export import csv_text
+
+    sys.stdout.write(csv_text(headers, rows))
 
 
 def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
-
-
-def short_time(stored: str | None) -> str:
-    """``2024-05-01T12:00:00.000000Z`` -> ``2024-05-01 12:00:00Z`` for tables."""
-    if not stored:
-        return ""
-    return stored[:10] + " " + stored[11:19] + "Z"
-
-
-ACTION_HEADERS = ("id", "status", "investigation", "action", "entity type", "entity", "source",
-                  "created", "note")
-
-
-def action_note(a: ActionRecord, now: str | None = None) -> str:
-    """The table's note; ``now`` (stored spelling) marks a pending action past its expiry,
-    which a reader shows but never expires itself (``airgate tick`` or any writer does)."""
-    if a.status == "pending":
-        overdue = now is not None and a.expires_at is not None and a.expires_at <= now
-        parts = [f"expired {short_time(a.expires_at)}, not yet recorded: airgate tick records"
-                 " it" if overdue else f"expires {short_time(a.expires_at)}"]
-        quorum = a.approval.get("quorum", 1)
-        if quorum and int(quorum) > 1:
-            parts.append(f"quorum {quorum}")
-        if a.reason:
-            parts.append(a.reason)
-        return "; ".join(parts)
-    if a.status == "approved":  # execution: worker
-        return "waiting for a worker"
-    if a.status == "completed" and a.revert_at:
-        return f"reverts {short_time(a.revert_at)}"
-    if a.status == "deduplicated" and a.link_id:
-        return f"duplicate of {a.link_id}"
-    if a.status == "superseded" and a.superseded_by:
-        return f"superseded by {a.superseded_by}"
-    if a.link_id and a.status == "pending":
-        return f"changed from {a.link_id}"
-    return a.reason or a.error or ""
-
-
-def action_row(a: ActionRecord, now: str | None = None) -> tuple[object, ...]:
-    return (a.id, a.status, a.investigation, a.action_type, a.entity_type, a.entity_name,
-            a.source, short_time(a.created_at), action_note(a, now))
-
-
-HISTORY_HEADERS = ("id", "status", "investigation", "action", "entity type", "entity", "source",
-                   "decided by", "updated", "note")
-
-
-def history_row(a: ActionRecord, now: str | None = None) -> tuple[object, ...]:
-    return (a.id, a.status, a.investigation, a.action_type, a.entity_type, a.entity_name,
-            a.source, a.decided_by or "", short_time(a.updated_at), action_note(a, now))
 
 
 def emit_actions(actions: Sequence[ActionRecord], fmt: str, *, history: bool = False,

@@ -92,9 +92,9 @@ def submit(evidence: tuple[str, ...], policy_paths: tuple[str, ...], engine_name
 
 
 def _emit_outcomes(outcomes: Sequence[SubmitOutcome], fmt: str, catalog: Catalog) -> None:
-    from airgate.cli.runtime_common import action_note
     from airgate.engine.decision_json import decision_to_dict
     from airgate.render import table
+    from airgate.runtime.export import action_note
 
     if fmt == "json":
         echo_json([{

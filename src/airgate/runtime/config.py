@@ -57,9 +57,10 @@ def normalize_actor(name: str) -> str:
 class ExecutorConfig:
     """One executor: its type, a command's argv, its time-out in seconds, and the settings
     of the other types (``options``: for Microsoft's APIs tenant_id, client_id,
-    client_secret_env, base_url, authority, isolation_type, scan_type, poll_interval,
-    retries, severity; for ``http`` url, method, headers, secret_env). Never a secret
-    itself, only the name of the environment variable that holds it."""
+    client_secret_env or client_secret_file or certificate_file (and private_key_file),
+    ca_file, base_url, authority, isolation_type, scan_type, poll_interval, retries,
+    severity; for ``http`` url, method, headers, secret_env). Never a secret itself, only
+    the name of the environment variable or the file that holds it."""
 
     type: Literal["record", "command", "defender_endpoint", "graph_email",
                   "graph_identity", "http"] = "record"
@@ -182,12 +183,27 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     validator = jsonschema.Draft202012Validator(_schema())
     errors = sorted(validator.iter_errors(doc.data), key=lambda e: list(e.absolute_path))
     if errors:
-        err = min(errors, key=lambda e: len(list(e.absolute_path)))
+        # the nearest error; a wrong key before "which credential" (it may be the reason)
+        err = min(errors, key=lambda e: (len(list(e.absolute_path)), e.validator == "oneOf"))
         path_ = tuple(err.absolute_path)
-        raise InputError(f"{err.message}", doc.locate(path_), code="config")
+        raise InputError(_message(err), doc.locate(path_), code="config")
     _check_names(doc.data, lambda path: doc.locate(path, key=True))
     _check_roles(doc)
     return config_from_data(doc.data, file)
+
+
+CREDENTIALS = ("client_secret_env", "client_secret_file", "certificate_file")
+
+
+def _message(err: Any) -> str:
+    """jsonschema's message, but a credential choice said in words (its own repeats the
+    whole executor entry)."""
+    instance = err.instance
+    if err.validator == "oneOf" and isinstance(instance, Mapping) and "tenant_id" in instance:
+        given = [k for k in CREDENTIALS if k in instance]
+        return (f"give exactly one of {', '.join(CREDENTIALS)} (the credential's variable or"
+                f" file, never the secret), not {' and '.join(given) if given else 'none'}")
+    return str(err.message)
 
 
 def _check_names(data: Mapping[str, Any],

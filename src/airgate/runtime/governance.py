@@ -72,6 +72,31 @@ def read_settings(store: Store) -> StoreSettings:
                          config["updated_by"], config["updated_at"])
 
 
+def governed_config(store: Store, local: Config,
+                    settings: StoreSettings | None = None) -> tuple[Config, str | None]:
+    """The config a queue over ``store`` obeys, and a warning for the caller to show.
+
+    The store's pushed config governs when there is one (``local`` then only gives the
+    store location and the like); on PostgreSQL without one, a file the caller picks
+    must never decide who approves, so nobody holds a role until a global admin pushes.
+    """
+    settings = settings or read_settings(store)
+    config = settings.apply(local)
+    warning = None
+    if (settings.config is not None and local.sets_governing()
+            and governing_hash(local.data) != governing_hash(settings.config)):
+        warning = (f"{local.file}: users, automation and executors come from the config"
+                   f" stored in the database (pushed by {settings.config_by} at"
+                   f" {settings.config_at}); the ones in this file are ignored")
+    elif settings.config is None and not store.sqlite:
+        config = Config(store=local.store, file=local.file)
+        if local.sets_governing():
+            warning = (f"{local.file}: on PostgreSQL, users, automation and executors come"
+                       " only from the database, which holds none yet (a global admin runs"
+                       " airgate config push); the ones in this file are ignored")
+    return config, warning
+
+
 def settings_problems(demo: Mapping[str, Any] | None, config: Mapping[str, Any] | None,
                       configured: Mapping[str, Any] | None, initialized: bool) -> list[str]:
     """How the settings rows differ from the ledger entries that made them."""

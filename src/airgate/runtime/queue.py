@@ -163,6 +163,14 @@ class Queue(Runtime):
         with self.store.read() as tx:
             return tx.ledger_for(action_id)
 
+    def pending_counts(self, cap: int | None = None) -> dict[str, int]:
+        """Pending actions per action type (the Action center's live counts). With ``cap``,
+        a count past it is ``cap + 1`` (more than ``cap``), read in time bounded by ``cap``
+        rather than by the size of the queue."""
+        with self.store.read() as tx:
+            return tx.count_by_type(PENDING) if cap is None else tx.count_by_type_upto(
+                PENDING, cap)
+
     def investigations(self) -> list[dict[str, Any]]:
         with self.store.read() as tx:
             counts = tx.investigation_counts()

@@ -65,6 +65,7 @@ EVENTS = (
     "outcome_unknown",  # an executor's request got no answer: the action stays running
     "requested",  # execution: worker: an undo asked for, that a worker carries out
     "initialized", "configured",  # store-wide, no action: a demo store; a pushed config
+    "token_created", "token_revoked",  # store-wide: an API token (id and prefix, never it)
 )
 
 # What every ledger entry written in this context carries in its details besides its own:
@@ -200,3 +201,8 @@ class ActionFilter:
     limit: int | None = None
     newest_first: bool = False
     by_update: bool = False  # order and ``since`` by the last change instead of creation
+    until: str | None = None  # stored time, exclusive: the end of a time range (the web tabs)
+    # Keyset pagination: only rows after this one in the order above, named by its
+    # (updated_at, id) when ``by_update``, else by (created_at, id); the time is ignored
+    # in id order. The server's cursors are these.
+    after: tuple[str, int] | None = None

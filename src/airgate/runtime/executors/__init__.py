@@ -6,7 +6,8 @@ idempotent on the request's ``idempotency_key``, which is what lets a run whose
 process died be finished without acting twice. ``record`` (``record.py``)
 has no external effect; ``command`` (``command.py``) runs a configured
 program; ``defender_endpoint`` (``defender.py``), ``graph_email`` and ``graph_identity``
-(``graph.py``) call Microsoft's APIs with an Entra ID app token (``entra.py``);
+(``graph.py``) call Microsoft's APIs (``entra.py``) with an Entra ID app token from
+MSAL (``tokens.py``) and a credential from a variable or a file (``credentials.py``);
 ``http`` (``http.py``) sends the request, signed, to a configured URL. A new
 executor type is a module here plus a line in ``make_executor``, and its config
 shape in ``runtime/config.py``.

@@ -1,25 +1,19 @@
-"""Calling Microsoft's APIs: an Entra ID app token (client credentials) and JSON requests
-with bounded retries. Shared by ``defender.py`` and ``graph.py``; needs ``httpx``
-(``pip install 'airgate[executors]'``), imported only when such an executor is built.
+"""Calling Microsoft's APIs: an Entra ID app token (client credentials, through MSAL:
+``tokens.py``) and JSON requests with bounded retries. Shared by ``defender.py`` and
+``graph.py``; needs ``httpx`` and ``msal`` (``pip install 'airgate[executors]'``),
+imported only when such an executor is built.
 
-The token is the one documented request, ``POST {authority}/{tenant}/oauth2/v2.0/token``
-with ``grant_type=client_credentials``, sent with httpx rather than through MSAL: MSAL
-refuses an authority that is not HTTPS, which would keep the tests from standing in a
-local server for Entra ID, and it would add a dependency for one form post. Tokens are
-cached per (authority, tenant, client, scope) until a minute before they expire.
-
-The client secret is read from the environment variable the config names, when a token
-is needed. It is sent only in the token request's form body: no message this module
-builds holds it or the token (a service's error text is cut to a few hundred
+The credential (a client secret or a certificate, from an environment variable or files
+the config names: ``credentials.py``) is read when a token is needed. No message this
+module builds holds it or the token (a service's error text is cut to a few hundred
 characters and scrubbed of both, in case it echoes them).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
-import threading
+import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -30,14 +24,14 @@ from urllib.parse import quote
 import httpx
 
 from airgate.runtime.executors.base import MASK, PlannedRequest
+from airgate.runtime.executors.credentials import Credential, credential_of
 from airgate.runtime.executors.endpoints import AUTHORITY
 from airgate.runtime.executors.output import storable_text
 from airgate.runtime.executors.retry import retry_after
+from airgate.runtime.executors.tokens import MsalHttp, TokenError, acquire
 
-EARLY = 60.0  # seconds before expiry at which a cached token is renewed
 MAX_WAIT = 60.0  # the longest Retry-After honoured (seconds)
-_TOKENS: dict[tuple[str, str, str, str], tuple[str, float]] = {}
-_LOCK = threading.Lock()
+_CONTEXTS: dict[str, ssl.SSLContext] = {}
 
 
 class ApiError(Exception):
@@ -61,20 +55,37 @@ class Client:
 
     tenant_id: str
     client_id: str
-    secret_env: str
+    credential: Credential
     scope: str
     base_url: str
     authority: str = AUTHORITY
     retries: int = 3
     timeout: float = 30.0
+    ca_file: str | None = None  # trust this PEM bundle instead of the system's CAs
     sleep: Callable[[float], None] = time.sleep
     _secrets: list[str] = field(default_factory=list)
     _http: httpx.Client | None = None
 
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """TLS verification: always on; ``ca_file`` (a private CA, a TLS-inspecting proxy)
+        replaces the system's trust store. One context per file, reused."""
+        if not self.ca_file:
+            return True
+        context = _CONTEXTS.get(self.ca_file)
+        if context is None:
+            try:
+                context = ssl.create_default_context(cafile=self.ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise ApiError(f"ca_file {self.ca_file} cannot be used"
+                               f" ({type(exc).__name__})") from None
+            _CONTEXTS[self.ca_file] = context
+        return context
+
     @contextmanager
     def session(self) -> Iterator[None]:
         """Connections reused for one run's requests, closed when it ends."""
-        self._http = httpx.Client(timeout=self.timeout)
+        self._http = httpx.Client(timeout=self.timeout, verify=self.verify)
         try:
             yield
         finally:
@@ -83,31 +94,15 @@ class Client:
 
     # ------------------------------------------------------------ token
     def token(self) -> str:
-        key = (self.authority, self.tenant_id, self.client_id, self.scope)
-        with _LOCK:
-            cached = _TOKENS.get(key)
-        if cached is not None and cached[1] > time.monotonic():
-            self._secrets.append(cached[0])
-            return cached[0]
-        secret = os.environ.get(self.secret_env, "")
-        if not secret:
-            raise ApiError(f"no client secret: the environment variable {self.secret_env}"
-                           " is not set")
-        self._secrets.append(secret)
-        url = f"{self.authority.rstrip('/')}/{quote(self.tenant_id, safe='')}/oauth2/v2.0/token"
-        form = {"client_id": self.client_id, "scope": self.scope, "client_secret": secret,
-                "grant_type": "client_credentials"}
-        body = self._send("POST", url, data=form, what="token request")
-        if not isinstance(body, Mapping) or not isinstance(body.get("access_token"), str):
-            raise ApiError("token request: the answer holds no access_token")
-        token = str(body["access_token"])
+        """An access token for ``scope``: MSAL's cached one, or a new one."""
+        http = MsalHttp(self.verify, self.timeout, self.retries, _wait, self.sleep)
         try:
-            life = float(body.get("expires_in", 0))
-        except (TypeError, ValueError):
-            life = 0.0
-        self._secrets.append(token)
-        with _LOCK:
-            _TOKENS[key] = (token, time.monotonic() + max(life - EARLY, 0.0))
+            token, hidden = acquire(authority=self.authority, tenant=self.tenant_id,
+                                    client_id=self.client_id, credential=self.credential,
+                                    scope=self.scope, http=http)
+        except TokenError as exc:
+            raise ApiError(self.scrub(str(exc))) from None
+        self._secrets.extend(hidden)
         return token
 
     # ------------------------------------------------------------ calls
@@ -136,29 +131,32 @@ class Client:
                               None if body is None else dict(body))
 
     def plan_token(self) -> PlannedRequest:
-        """The token request, its secret masked (sent only when no cached token is valid)."""
+        """The token request MSAL sends, its secret masked (only when no cached token is
+        valid; the endpoint is the one the tenant's OpenID configuration names, this one
+        at Microsoft's authorities)."""
         url = f"{self.authority.rstrip('/')}/{quote(self.tenant_id, safe='')}/oauth2/v2.0/token"
-        form = {"client_id": self.client_id, "scope": self.scope, "client_secret": MASK,
-                "grant_type": "client_credentials"}
+        form = {"client_id": self.client_id, "scope": self.scope,
+                "grant_type": "client_credentials", "client_info": "1"}
+        if self.credential.kind == "certificate":
+            form.update(client_assertion_type="urn:ietf:params:oauth:client-assertion-type:"
+                        "jwt-bearer", client_assertion=MASK)
+        else:
+            form["client_secret"] = MASK
         return PlannedRequest("POST", url, {"Content-Type": "application/x-www-form-urlencoded"},
-                              form, f"unless a token is cached; the secret from {self.secret_env}")
-
-    def _send(self, method: str, url: str, *, what: str, data: Mapping[str, str]) -> Any:
-        # the token request acts on nothing: losing its answer is a plain failure
-        return self._send_full(method, url, what=what, data=data, may_act=False)[2]
+                              form, f"unless a token is cached; the credential from"
+                              f" {self.credential.described}")
 
     def _send_full(self, method: str, url: str, *, what: str,
                    json_body: Mapping[str, Any] | None = None,
-                   data: Mapping[str, str] | None = None,
                    params: Mapping[str, str] | None = None,
-                   headers: Mapping[str, str] | None = None, may_act: bool = True,
+                   headers: Mapping[str, str] | None = None,
                    ) -> tuple[int, Mapping[str, str], Any]:
         attempt = 0
         while True:
             try:
                 if self._http is None:
                     raise ApiError(f"{what}: no session open")  # a caller's bug, not the API's
-                answer = self._http.request(method, url, json=json_body, data=data,
+                answer = self._http.request(method, url, json=json_body,
                                            params=params, headers=headers,
                                            timeout=self.timeout)
             except httpx.HTTPError as exc:
@@ -166,7 +164,7 @@ class Client:
                     message = f"{what}: no answer within {self.timeout:g} s"
                 else:
                     message = f"{what}: network error ({type(exc).__name__})"
-                if may_act and not isinstance(exc, _NOT_SENT):
+                if not isinstance(exc, _NOT_SENT):
                     raise OutcomeUnknown(message) from None
                 raise ApiError(message) from None
             status = answer.status_code
@@ -196,7 +194,8 @@ class Client:
                 text = f"{err.get('code', '')}: {err.get('message', '')}".strip(": ")
             elif isinstance(err, str):
                 text = f"{err}: {parsed.get('error_description', '')}".strip(": ")
-        return self.scrub(storable_text(text.strip() or answer.reason_phrase)[:300])
+        # scrubbed before it is cut, so no piece of a secret is left at the cut
+        return storable_text(self.scrub(text.strip() or answer.reason_phrase))[:300]
 
     def scrub(self, text: str) -> str:
         """``text`` with the secret and every token this client used masked."""
@@ -219,7 +218,8 @@ def client_from_options(options: Mapping[str, Any], *, scope: str, base_url: str
                         timeout: float) -> Client:
     """A client from an executor's config options (validated by the config schema)."""
     return Client(tenant_id=str(options["tenant_id"]), client_id=str(options["client_id"]),
-                  secret_env=str(options["client_secret_env"]), scope=scope,
+                  credential=credential_of(options), scope=scope,
+                  ca_file=str(options["ca_file"]) if options.get("ca_file") else None,
                   base_url=str(options.get("base_url", base_url)),
                   authority=str(options.get("authority", AUTHORITY)),
                   retries=int(options.get("retries", 3)), timeout=min(timeout, 30.0))

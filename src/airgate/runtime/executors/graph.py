@@ -139,7 +139,8 @@ class GraphEmailExecutor(_GraphExecutor):
         status, headers, _ = self.client.call(
             "POST", REMEDIATE, body=body, request_id=request_id(request.idempotency_key))
         output = {"action": action, "network_message_id": nmid, "recipient": recipient,
-                  "http_status": status, "tracking": headers.get("Location", "")}
+                  "http_status": status, "tracking": headers.get("Location", ""),
+                  **_ids(headers, request)}
         return ExecResult(True, output, f"remediation {action} accepted ({status})", self.name)
 
 
@@ -185,8 +186,8 @@ class GraphIdentityExecutor(_GraphExecutor):
         user = _user(request)
         action_type = str(request.action.get("action_type"))
         undo = request.operation == "undo"
-        status, _, answer = self.client.call(method, path, body=body,
-                                             request_id=request_id(request.idempotency_key))
+        status, headers, answer = self.client.call(
+            method, path, body=body, request_id=request_id(request.idempotency_key))
         if body is None:
             value = answer.get("value") if isinstance(answer, Mapping) else None
             if value is not True:
@@ -195,9 +196,17 @@ class GraphIdentityExecutor(_GraphExecutor):
             change: dict[str, Any] = {"revokeSignInSessions": True}
         else:
             change = body
-        output = {"user": user, "http_status": status, "change": change}
+        output = {"user": user, "http_status": status, "change": change,
+                  **_ids(headers, request)}
         return ExecResult(True, output, f"{'undone' if undo else action_type}: user {user}"
                           f" ({status})", self.name)
+
+
+def _ids(headers: Mapping[str, str], request: ExecRequest) -> dict[str, str]:
+    """The ids Microsoft support asks for: Graph's ``request-id`` for this request (its
+    remote id; the revocation answers no other), and the ``client-request-id`` sent."""
+    return {"request_id": str(headers.get("request-id", "")),
+            "client_request_id": request_id(request.idempotency_key)}
 
 
 def _user(request: ExecRequest) -> str | None:

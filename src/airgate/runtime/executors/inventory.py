@@ -1,6 +1,7 @@
 """Which executor runs each action type, and whether what it needs is there, read from
 the config alone: ``airgate executors check`` calls nothing and reads no secret's value,
-only whether the environment variable the config names is set and non-empty."""
+only whether the environment variable the config names is set and non-empty, or the file
+it names exists and is readable (and whether others than its owner may read it)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airgate.runtime.config import Config, ExecutorConfig
+from airgate.runtime.executors.credentials import credential_of
 
 REMOTE = ("defender_endpoint", "graph_email", "graph_identity")
 
@@ -18,14 +20,15 @@ REMOTE = ("defender_endpoint", "graph_email", "graph_identity")
 @dataclass(frozen=True)
 class ExecutorCheck:
     """One action type: the executor the config gives it, where that executor acts, the
-    environment variables it reads its secrets from (and which are set), and what is
-    missing (empty when it can run)."""
+    environment variables or files it reads its secrets from (and which are there), what
+    is missing (empty when it can run), and warnings that do not stop it."""
 
     action_type: str
     executor: str
     target: str
     secrets: Mapping[str, bool]
     problems: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -34,7 +37,7 @@ class ExecutorCheck:
     def as_dict(self) -> dict[str, Any]:
         return {"action_type": self.action_type, "executor": self.executor,
                 "target": self.target, "secrets": dict(self.secrets), "ok": self.ok,
-                "problems": list(self.problems)}
+                "problems": list(self.problems), "warnings": list(self.warnings)}
 
 
 def secret_envs(config: ExecutorConfig) -> tuple[str, ...]:
@@ -43,6 +46,20 @@ def secret_envs(config: ExecutorConfig) -> tuple[str, ...]:
     if config.type in (*REMOTE, "http") and config.options.get(key):
         return (str(config.options[key]),)
     return ()
+
+
+def _credential_check(config: ExecutorConfig) -> tuple[dict[str, bool], list[str], list[str]]:
+    """What the executor reads its secret from: present?, problems, warnings."""
+    if config.type in REMOTE:
+        credential = credential_of(config.options)
+        problems = credential.problems()
+        ca_file = config.options.get("ca_file")
+        if ca_file and not os.path.isfile(str(ca_file)):
+            problems.append(f"the ca_file {ca_file} does not exist")
+        return credential.present(), problems, credential.warnings()
+    present = {env: bool(os.environ.get(env, "")) for env in secret_envs(config)}
+    return present, [f"the environment variable {env} is not set"
+                     for env, ok in present.items() if not ok], []
 
 
 def target_of(config: ExecutorConfig) -> str:
@@ -65,11 +82,13 @@ def check(config: Config, action_types: Iterable[str]) -> list[ExecutorCheck]:
     out = []
     for action_type in action_types:
         chosen = config.executor_for(action_type)
-        present = {env: bool(os.environ.get(env, "")) for env in secret_envs(chosen)}
-        problems = [f"the environment variable {env} is not set" for env, ok in present.items()
-                    if not ok]
-        if chosen.type in (*REMOTE, "http") and importlib.util.find_spec("httpx") is None:
-            problems.append("httpx is not installed: pip install 'airgate[executors]'")
+        present, problems, warnings = _credential_check(chosen)
+        needed = ("httpx", "msal") if chosen.type in REMOTE else (
+            ("httpx",) if chosen.type == "http" else ())
+        missing = [name for name in needed if importlib.util.find_spec(name) is None]
+        if missing:
+            problems.append(f"{' and '.join(missing)} not installed: pip install"
+                            " 'airgate[executors]'")
         out.append(ExecutorCheck(action_type, chosen.type, target_of(chosen), present,
-                                 tuple(problems)))
+                                 tuple(problems), tuple(warnings)))
     return out

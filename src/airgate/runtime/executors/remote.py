@@ -1,5 +1,5 @@
-"""Builds the executors that call Microsoft's APIs; without ``httpx`` installed they
-answer a clear failure instead (``pip install 'airgate[executors]'``)."""
+"""Builds the executors that call Microsoft's APIs; without ``httpx`` and ``msal``
+installed they answer a clear failure instead (``pip install 'airgate[executors]'``)."""
 
 from __future__ import annotations
 
@@ -11,21 +11,28 @@ from airgate.runtime.executors.base import ExecRequest, ExecResult, Executor
 
 
 class _NotInstalled:
-    def __init__(self, name: str, timeout: float) -> None:
+    def __init__(self, name: str, timeout: float, missing: str) -> None:
         self.name = name
         self.timeout = timeout
+        self.missing = missing
 
     def plan(self, request: ExecRequest) -> str:
         return self.run(request).message
 
     def run(self, request: ExecRequest) -> ExecResult:
-        return ExecResult(False, None, f"the {self.name} executor needs httpx: pip install"
-                          " 'airgate[executors]'", self.name)
+        return ExecResult(False, None, f"the {self.name} executor needs {self.missing}: pip"
+                          " install 'airgate[executors]'", self.name)
+
+
+def missing_modules() -> list[str]:
+    """The modules the Microsoft executors need that are not installed."""
+    return [name for name in ("httpx", "msal") if importlib.util.find_spec(name) is None]
 
 
 def remote_executor(kind: str, options: Mapping[str, Any], timeout: float) -> Executor:
-    if importlib.util.find_spec("httpx") is None:
-        return _NotInstalled(kind, timeout)
+    missing = missing_modules()
+    if missing:
+        return _NotInstalled(kind, timeout, " and ".join(missing))
     if kind == "defender_endpoint":
         from airgate.runtime.executors.defender import defender_executor
 

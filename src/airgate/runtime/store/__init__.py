@@ -2,7 +2,7 @@
 
 ``database.py`` opens a store and hands out transactions, ``tx.py`` is what a
 transaction can read and write (``audit.py``: the range reads that replay the
-ledger against the tables), ``schema.py`` holds the tables and their
+ledger against the tables; ``tokens.py``: the API tokens), ``schema.py`` holds the tables and their
 versioned migrations. Importing this package loads SQLAlchemy.
 
 May use: the runtime's records, clock and ledger hashing. Never the queue.
@@ -18,7 +18,8 @@ from airgate.runtime.store.database import (
     StoreUnavailable,
     resolve_url,
 )
+from airgate.runtime.store.tokens import TokenRow
 from airgate.runtime.store.tx import Tx
 
-__all__ = ["DEFAULT_DB", "ENV_DB", "Store", "StoreNotFound", "StoreUnavailable", "Tx",
-           "resolve_url"]
+__all__ = ["DEFAULT_DB", "ENV_DB", "Store", "StoreNotFound", "StoreUnavailable", "TokenRow",
+           "Tx", "resolve_url"]

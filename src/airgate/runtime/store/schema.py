@@ -238,7 +238,31 @@ def _v5(conn: Connection) -> None:
     metadata.create_all(conn, tables=V5_TABLES)
 
 
-TABLES = [*V1_TABLES, ledger_meta, *V3_TABLES, *V5_TABLES]  # every table, in creation order
+# Version 6: API tokens for ``airgate serve``. Only the SHA-256 of a token is kept; its
+# prefix (``agt_`` and a few characters) names it in lists and in the ledger.
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("prefix", String(40), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("actor", Text, nullable=False),
+    Column("created_at", T, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("expires_at", T),
+    Column("revoked_at", T),
+    Column("revoked_by", Text),
+    Column("last_used_at", T),
+)
+
+V6_TABLES = [api_tokens]
+
+
+def _v6(conn: Connection) -> None:
+    metadata.create_all(conn, tables=V6_TABLES)
+
+
+# Every table, in creation order.
+TABLES = [*V1_TABLES, ledger_meta, *V3_TABLES, *V5_TABLES, *V6_TABLES]
 ALL_TABLES = TABLES
 
 # (version, description, apply). Append new versions; never edit a released one.
@@ -248,5 +272,6 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (3, "settings: the demo marker and the governing config", _v3),
     (4, "index of ledger events: settings checked against their ledger entries", _v4),
     (5, "work leases: workers claim runs, undo requests and retries", _v5),
+    (6, "api tokens of airgate serve (hashes only)", _v6),
 ]
 LATEST = MIGRATIONS[-1][0]
