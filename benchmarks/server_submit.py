@@ -91,7 +91,7 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], seconds: float = 30.0) 
 
 
 def through_api(work: Path, payloads: list[bytes], n_alerts: int, concurrency: int,
-                policy: Path) -> float:
+                policy: Path, workers: int = 1) -> float:
     """Alerts per second submitted through a real server process."""
     import httpx
 
@@ -99,7 +99,7 @@ def through_api(work: Path, payloads: list[bytes], n_alerts: int, concurrency: i
     from airgate.runtime.clock import SystemClock
     from airgate.runtime.store import Store
 
-    db = work / "api.db"
+    db = work / f"api-{workers}.db"
     with Store(db) as store:
         raw, _ = tokens.create(store, actor="soar", by="bench", now=SystemClock().now())
     port = _free_port()
@@ -107,7 +107,8 @@ def through_api(work: Path, payloads: list[bytes], n_alerts: int, concurrency: i
     env.pop("AIRGATE_NOW", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "airgate", "serve", "--db", str(db), "--policy", str(policy),
-         "--port", str(port), "--no-worker", "--log-level", "warning"],
+         "--port", str(port), "--no-worker", "--workers", str(workers),
+         "--log-level", "warning"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
