@@ -56,3 +56,18 @@ def test_shared_evidence_is_stored_and_bound_per_action_and_the_store_verifies(t
     assert queue.get(ids[2]).approval["quorum"] == 2
     assert queue.get(ids[0]).approval["quorum"] == 1
     assert verify_store(queue.store).ok
+
+
+def test_equal_but_differently_typed_approvals_keep_their_own_spelling(tmp_path):
+    # True == 1 and 0.0 == -0.0 in Python, but JSON spells them apart: a batch that spells
+    # each distinct approval once must not give one action the other's text.
+    queue, _ = make_queue(tmp_path)
+    made = [decision("dev1", require_comment=True), decision("dev2", require_comment=1),
+            decision("dev3", expires_after=0.0), decision("dev4", expires_after=-0.0)]
+    ids = [o.action_id for o in queue.submit(made, actor="alice")]
+    with raw_sqlite(tmp_path / "airgate.db") as conn:
+        approvals = dict(conn.execute("SELECT id, approval FROM actions").fetchall())
+    assert '"require_comment":true' in approvals[ids[0]]
+    assert '"require_comment":1' in approvals[ids[1]]
+    assert '"expires_after":0.0' in approvals[ids[2]]
+    assert '"expires_after":-0.0' in approvals[ids[3]]

@@ -31,7 +31,8 @@ IN_CHUNK = 500  # values in one IN (...): far below every driver's parameter lim
 
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-_PLAIN = (str, int, float, bool, type(None))
+# Not float: 0.0 and -0.0 are equal keys but spelled apart.
+_PLAIN = (str, int, bool, type(None))
 
 
 def _dumps(value: Any) -> str:
@@ -40,15 +41,17 @@ def _dumps(value: Any) -> str:
 
 
 def _memo_key(value: Any) -> tuple[Any, ...] | None:
-    """A key for a list of strings, or a dict of plain values and lists of strings (each
-    value with its type: ``True`` and ``1`` are equal but spelled apart), or None: not
-    worth remembering."""
+    """A key for a list of strings, or a dict with string keys of plain values and lists
+    of strings (each value with its type: ``True`` and ``1`` are equal but spelled
+    apart), or None: not worth remembering."""
     if isinstance(value, (list, tuple)):
         return ("list", *value) if all(type(v) is str for v in value) else None
     if type(value) is not dict:
         return None
     key: list[Any] = ["dict"]
     for k, v in value.items():
+        if type(k) is not str:
+            return None
         if type(v) in _PLAIN:
             key.append((k, type(v), v))
         elif type(v) is list and all(type(x) is str for x in v):
