@@ -58,7 +58,8 @@ def test_the_worker_benchmarks_produce_figures(monkeypatch: pytest.MonkeyPatch,
 
 @pytest.mark.slow
 def test_the_server_benchmark_runs_its_quick_path(capsys: pytest.CaptureFixture[str]) -> None:
-    # A real `airgate serve` process on 127.0.0.1 and the in-process baseline, at 100 alerts.
+    # A real `airgate serve` (one process, then --workers 2) on 127.0.0.1 and the in-process
+    # baseline, at 100 alerts.
     path = RUN.with_name("server_submit.py")
     spec = importlib.util.spec_from_file_location("airgate_bench_server", path)
     assert spec is not None and spec.loader is not None
@@ -66,6 +67,7 @@ def test_the_server_benchmark_runs_its_quick_path(capsys: pytest.CaptureFixture[
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     figures = module.main(["--quick", "--alerts", "100", "--batch", "50"])
-    assert set(figures) == {"queued_api", "queued_in_process", "queued_ratio"}
+    assert set(figures) == {"queued_api", "queued_api_workers", "queued_in_process",
+                            "queued_ratio"}
     assert all(v > 0 for v in figures.values())
     assert "API / in-process" in capsys.readouterr().out

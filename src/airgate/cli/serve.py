@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import Any
 
 import click
 
@@ -29,29 +31,39 @@ from airgate.render import escape
                    " whatever this says; NDJSON up to this).")
 @click.option("--engine", "engine_name", type=click.Choice(["indexed", "durable"]),
               default="indexed", show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Server processes sharing the port (uvicorn's): requests are read and"
+                   " evaluated in parallel, writes to the store still one at a time. More"
+                   " than 1 needs --no-worker: run airgate worker beside them.")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info",
                                                 "debug"]), default="info", show_default=True)
 @db_options
 def command(policy_paths: tuple[str, ...], host: str, port: int, worker: bool,
-            tick_interval: float, max_body_mb: int, engine_name: str, log_level: str,
-            db: str | None, config_path: str | None) -> None:
+            tick_interval: float, max_body_mb: int, engine_name: str, workers: int,
+            log_level: str, db: str | None, config_path: str | None) -> None:
     """Serve the JSON API (/api/v1, OpenAPI at /api/v1/openapi.json) and the web pages.
 
     Every endpoint but /healthz needs a token from `airgate token create`.
     """
+    if workers > 1 and worker:
+        # Each process would run its own worker: on SQLite one worker serves one store.
+        raise UsageError("--workers more than 1 needs --no-worker: run one airgate worker"
+                         " beside the server processes (docs/server.md)")
     try:
         import uvicorn
 
-        from airgate.server.app import create_app
+        from airgate.server.app import ENV_SETTINGS, create_app, settings_env
         from airgate.server.context import ServerSettings
     except ModuleNotFoundError as exc:
         raise UsageError(f"airgate serve needs the server extra ({exc.name} is missing):"
                          " pip install 'airgate[server]'") from None
+    settings = ServerSettings(db=db, policy_paths=policy_paths, config_path=config_path,
+                              worker=worker, worker_interval=tick_interval,
+                              engine=engine_name, max_body_bytes=max_body_mb * 1024 * 1024)
     try:
-        app = create_app(ServerSettings(db=db, policy_paths=policy_paths,
-                                        config_path=config_path, worker=worker,
-                                        worker_interval=tick_interval, engine=engine_name,
-                                        max_body_bytes=max_body_mb * 1024 * 1024))
+        # Built here even for --workers: a bad policy or store fails now, once, and the
+        # store's schema is brought up to date before any server process opens it.
+        app = create_app(settings)
     except PolicyLoadErrors as exc:
         for finding in exc.findings:  # every finding, as airgate submit says them
             click.echo(f"airgate: error: {finding.location}: {finding.code}:"
@@ -64,5 +76,12 @@ def command(policy_paths: tuple[str, ...], host: str, port: int, worker: bool,
     store = app.state.airgate.store.display_url
     click.echo(f"airgate: serving {escape(store)} on http://{escape(host)}:{port} (OpenAPI at"
                " /api/v1/openapi.json)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False,
-                proxy_headers=True, forwarded_allow_ips="127.0.0.1")
+    options: dict[str, Any] = {"host": host, "port": port, "log_level": log_level,
+                               "server_header": False, "proxy_headers": True,
+                               "forwarded_allow_ips": "127.0.0.1"}
+    if workers == 1:
+        uvicorn.run(app, **options)
+        return
+    app.state.airgate.close()  # each process opens its own
+    os.environ[ENV_SETTINGS] = settings_env(settings)
+    uvicorn.run("airgate.server.app:app_from_env", factory=True, workers=workers, **options)

@@ -32,17 +32,24 @@ GENESIS = "0" * 64
 HASH_VERSION = 2  # what new rows use
 
 
+# ``json.dumps`` with options builds a new encoder per call; a submit batch spells tens
+# of thousands of small values, so each spelling keeps one (its ``encode`` is what
+# ``json.dumps`` calls: the same text, and it holds no state between calls).
+_UTF8 = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                         allow_nan=False)
+_ASCII = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                          allow_nan=False)
+
+
 def canonical_json(value: Any) -> str:
     """Version 1's spelling: sorted keys, no spaces, UTF-8 kept."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    return _UTF8.encode(value)
 
 
 def canonical_text(value: Any) -> str:
     """Version 2's one spelling of a value: sorted keys, no spaces, ASCII only (every other
     character escaped as ``\\uXXXX``, so a lone surrogate or NUL is text, never an error)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                      allow_nan=False)
+    return _ASCII.encode(value)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -86,6 +93,20 @@ def entry_hash_v2(content: dict[str, Any]) -> str:
 def evidence_digest(data: Any) -> str:
     """The hash of one evidence document as the ledger binds it."""
     return hashlib.sha256(canonical_text(data).encode("ascii")).hexdigest()
+
+
+def evidence_spelled(data: Any) -> tuple[str, str]:
+    """One evidence document's stored text (``canonical_json``: UTF-8 kept) and its
+    ``evidence_digest``, from one encoding where they agree.
+
+    The two spellings differ only in how characters outside printable ASCII are written
+    (kept, or escaped as ``\\uXXXX``; DEL is the one such character in ASCII): a text
+    holding none of them is both, and is hashed as it is. Any other is spelled again.
+    """
+    text = canonical_json(data)
+    if text.isascii() and "\x7f" not in text:
+        return text, hashlib.sha256(text.encode("ascii")).hexdigest()
+    return text, evidence_digest(data)
 
 
 # One stored ledger row, in column order: seq, at, event, actor, action_id,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
@@ -43,6 +45,25 @@ def create_app(settings: ServerSettings) -> FastAPI:
     except BaseException:
         ctx.close()  # the store opened above: never left to the garbage collector
         raise
+
+
+ENV_SETTINGS = "AIRGATE_SERVE_SETTINGS"
+
+
+def settings_env(settings: ServerSettings) -> str:
+    """``settings`` as the text ``app_from_env`` reads: how ``airgate serve --workers``
+    hands them to the processes uvicorn starts (they import the app by name)."""
+    return json.dumps({"db": settings.db, "policy_paths": list(settings.policy_paths),
+                       "config_path": settings.config_path, "worker": settings.worker,
+                       "worker_interval": settings.worker_interval,
+                       "max_body_bytes": settings.max_body_bytes, "engine": settings.engine})
+
+
+def app_from_env() -> FastAPI:
+    """The app of one ``airgate serve --workers`` process (uvicorn's factory): the
+    settings its parent checked and put in ``AIRGATE_SERVE_SETTINGS``."""
+    raw = json.loads(os.environ[ENV_SETTINGS])
+    return create_app(ServerSettings(**{**raw, "policy_paths": tuple(raw["policy_paths"])}))
 
 
 def _build(ctx: AppContext, settings: ServerSettings) -> FastAPI:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Table, and_, bindparam, func, insert, or_, select, update
@@ -29,8 +30,35 @@ _INSERTS: dict[tuple[str, str, tuple[str, ...]], SQLCompiler] = {}
 IN_CHUNK = 500  # values in one IN (...): far below every driver's parameter limit
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# Not float: 0.0 and -0.0 are equal keys but spelled apart.
+_PLAIN = (str, int, bool, type(None))
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # What json.dumps with these options does, without building an encoder per call.
+    return _ENCODER.encode(value)
+
+
+def _memo_key(value: Any) -> tuple[Any, ...] | None:
+    """A key for a list of strings, or a dict with string keys of plain values and lists
+    of strings (each value with its type: ``True`` and ``1`` are equal but spelled
+    apart), or None: not worth remembering."""
+    if isinstance(value, (list, tuple)):
+        return ("list", *value) if all(type(v) is str for v in value) else None
+    if type(value) is not dict:
+        return None
+    key: list[Any] = ["dict"]
+    for k, v in value.items():
+        if type(k) is not str:
+            return None
+        if type(v) in _PLAIN:
+            key.append((k, type(v), v))
+        elif type(v) is list and all(type(x) is str for x in v):
+            key.append((k, list, *v))
+        else:
+            return None
+    return tuple(key)
 
 
 class Tx(AuditReads, WorkQueries, TokenOps):
@@ -70,8 +98,11 @@ class Tx(AuditReads, WorkQueries, TokenOps):
                 compiled = _INSERTS[cache_key] = insert(table).compile(
                     dialect=dialect, column_keys=list(keys))
             if compiled.positional:
-                order = compiled.positiontup or ()
-                params: Any = [tuple(r[k] for k in order) for r in group]
+                order = list(compiled.positiontup or ())
+                if len(order) > 1:
+                    params: Any = list(map(itemgetter(*order), group))
+                else:
+                    params = [tuple(r[k] for k in order) for r in group]
             else:
                 params = [dict(r) for r in group]
             self.conn.exec_driver_sql(str(compiled), params)
@@ -178,8 +209,11 @@ class Tx(AuditReads, WorkQueries, TokenOps):
 
     def insert_actions(self, rows: Sequence[Mapping[str, Any]]) -> None:
         self.inserted += len(rows)
+        # A batch's rows share a few rules, approvals, reasons and undo specs: each is
+        # spelled once (the memo lives for this call only).
+        memo: dict[tuple[Any, ...], str] = {}
         for start in range(0, len(rows), CHUNK):
-            self._insert_many(s.actions, [_encode(r) for r in rows[start:start + CHUNK]])
+            self._insert_many(s.actions, [_encode(r, memo) for r in rows[start:start + CHUNK]])
 
     def update_action(self, action_id: int, version: int, changes: Mapping[str, Any]) -> bool:
         """Apply ``changes`` only if the action is still at ``version``; True if it was."""
@@ -343,8 +377,7 @@ class Tx(AuditReads, WorkQueries, TokenOps):
     def insert_evidence(self, rows: Sequence[Mapping[str, Any]]) -> None:
         self.inserted += len(rows)
         for start in range(0, len(rows), CHUNK):
-            self._insert_many(s.evidence, [
-                {**r, "data": _dumps(r["data"])} for r in rows[start:start + CHUNK]])
+            self._insert_many(s.evidence, [_evidence_row(r) for r in rows[start:start + CHUNK]])
 
     def evidence_for(self, action_id: int) -> list[dict[str, Any]]:
         cols = s.evidence.c
@@ -492,12 +525,29 @@ class Tx(AuditReads, WorkQueries, TokenOps):
             self.conn.execute(insert(s.settings).values(key=key, **values))
 
 
-def _encode(row: Mapping[str, Any]) -> dict[str, Any]:
+def _evidence_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An evidence row with its document as stored text: ``data_json`` when the caller
+    spelled it already (``ledger.evidence_spelled``: the same text), else spelled here."""
+    out = {k: v for k, v in row.items() if k != "data_json"}
+    text = row.get("data_json")
+    out["data"] = text if isinstance(text, str) else _dumps(row["data"])
+    return out
+
+
+def _encode(row: Mapping[str, Any],
+            memo: dict[tuple[Any, ...], str] | None = None) -> dict[str, Any]:
     out = dict(row)
     for name in _JSON_COLUMNS:
         if name in out and out[name] is not None:
             value = out[name]
-            out[name] = _dumps(list(value) if isinstance(value, tuple) else value)
+            key = _memo_key(value) if memo is not None else None
+            if memo is None or key is None:
+                out[name] = _dumps(list(value) if isinstance(value, tuple) else value)
+                continue
+            text = memo.get(key)
+            if text is None:
+                text = memo[key] = _dumps(list(value) if isinstance(value, tuple) else value)
+            out[name] = text
     if "rules" in row and "primary_rule" not in row:
         rules = row["rules"]
         out["primary_rule"] = rules[0] if rules else ""
