@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import gc
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airgate.catalog import Catalog
 from airgate.errors import AirgateError, StoreError
+from airgate.gcpause import gc_paused
 from airgate.model import Decision
 from airgate.runtime import notify
 from airgate.runtime.clock import format_time, time_after
@@ -179,30 +178,13 @@ def _note_quiet(queue: Runtime, decisions: list[Decision], investigations: Itera
             tx.note_investigations(quiet, format_time(queue.now()))
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a batch is built and written.
-
-    A batch holds thousands of new rows, records and ledger events until it commits,
-    and each collector pass rescans them: a fifth of a submit's time went to passes
-    that found nothing (benchmarks/README.md). Building rows creates no reference
-    cycles, so the pause frees nothing late; as in ``engine.evaluate``, the previous
-    state is restored even on error (concurrent batches leave it enabled: the first to
-    pause restores it).
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _enqueue_batch(
     queue: Runtime, batch: list[Decision], *, actor: str, catalog: Catalog
 ) -> tuple[list[SubmitOutcome], list[ActionRecord]]:
-    with _gc_paused():
+    # A batch holds thousands of new rows, records and ledger events until it commits,
+    # and each collector pass rescans them: a fifth of a submit's time went to passes
+    # that found nothing (benchmarks/README.md).
+    with gc_paused():
         return _write_batch(queue, batch, actor=actor, catalog=catalog)
 
 
