@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from airgate.runtime.queue import Queue
 from server_helpers import POLICY, Server, investigation, serve
 
 QUORUM_POLICY = POLICY.replace("      approval: required\n",
@@ -51,6 +52,17 @@ def test_the_submitter_is_the_tokens_actor_in_the_ledger(srv: Server) -> None:
     assert story["action"]["submitted_by"] == "carol"
     assert story["ledger"][0]["event"] == "created" and story["ledger"][0]["actor"] == "carol"
     assert story["evidence"][0]["data"]["name"] == "ws1"
+
+
+def test_an_action_in_the_api_has_every_field_the_library_gives_it(srv: Server) -> None:
+    # The API's Action model is written out for the OpenAPI document; a field added to
+    # ActionRecord but not to the model would be dropped from every answer unnoticed.
+    srv.submit(investigation())
+    shown = srv.client.get("/api/v1/actions/1", headers=srv.as_("alice")).json()["action"]
+    listed = srv.client.get("/api/v1/actions", headers=srv.as_("alice")).json()["items"]
+    record = Queue(srv.ctx.store).get(1).as_dict()
+    assert set(shown) == set(record)
+    assert {k: v for k, v in listed[-1].items() if k in record} == record
 
 
 def test_list_filters_and_pages_with_an_opaque_cursor(srv: Server) -> None:
