@@ -37,6 +37,9 @@ if TYPE_CHECKING:
     from airgate.runtime.store import Store, Tx
 
 
+RECONCILE_GRACE = 60  # seconds past the executor's time-out before a run counts as dead
+
+
 class Runtime:
     """The store, config, clock, catalog and executors one queue works with, and how a
     running action is carried out. ``executors`` overrides the configured ones (tests)."""
@@ -72,6 +75,11 @@ class Runtime:
         if isinstance(timeout, int | float):
             return float(timeout)
         return float(self.config.executor_for(action_type).timeout)
+
+    def reconcile_wait(self, action_type: str) -> dt.timedelta:
+        """How long after it started a run with no live lease counts as dead (or an
+        unknown outcome is asked again): the executor's time-out and a grace period."""
+        return dt.timedelta(seconds=RECONCILE_GRACE + self.timeout_of(action_type))
 
     @staticmethod
     def change(tx: Tx, action: ActionRecord, changes: Mapping[str, Any]) -> None:

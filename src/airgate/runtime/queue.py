@@ -19,7 +19,7 @@ from airgate.catalog import Catalog
 from airgate.model import Decision
 from airgate.runtime import approvals, submit, undo
 from airgate.runtime.clock import format_time
-from airgate.runtime.context import Runtime
+from airgate.runtime.context import RECONCILE_GRACE, Runtime
 from airgate.runtime.investigations import derive
 from airgate.runtime.records import (
     PENDING,
@@ -35,7 +35,6 @@ from airgate.runtime.submit import SubmitIncomplete, SubmitOutcome
 if TYPE_CHECKING:
     from airgate.engine.core import Engine
 
-RECONCILE_GRACE = 60  # seconds past the executor's time-out before a run counts as dead
 
 
 @dataclass(frozen=True)
@@ -119,8 +118,7 @@ class Queue(Runtime):
             running = tx.due("started_at", RUNNING, cutoff, limit=10_000)
             held = tx.live_leases([a.id for a in running], format_time(now))
         stale = [a for a in running if a.started_at is not None and a.id not in held and (
-            a.started_at <= format_time(now - dt.timedelta(
-                seconds=RECONCILE_GRACE + self.timeout_of(a.action_type))))]
+            a.started_at <= format_time(now - self.reconcile_wait(a.action_type)))]
         return [self.execute([a], actor=SYSTEM, reconcile=True)[0].id for a in stale]
 
     # ------------------------------------------------------------ reading
@@ -179,4 +177,4 @@ class Queue(Runtime):
 
 
 __all__ = ["Queue", "SubmitIncomplete", "SubmitOutcome", "TickReport", "check_transition",
-           "PENDING"]
+           "PENDING", "RECONCILE_GRACE"]

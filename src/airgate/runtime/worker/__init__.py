@@ -36,7 +36,7 @@ from airgate.runtime.clock import Clock, format_time
 from airgate.runtime.config import Config
 from airgate.runtime.context import OutcomeNotRecorded
 from airgate.runtime.governance import read_settings
-from airgate.runtime.queue import RECONCILE_GRACE, Queue
+from airgate.runtime.queue import Queue
 from airgate.runtime.records import RUNNING, ActionRecord, stamped
 from airgate.runtime.worker.claims import Claim, claim_next
 from airgate.runtime.worker.report import (
@@ -242,8 +242,8 @@ class Worker:
         unknown = done.status == RUNNING
         retry_at = None
         if unknown:  # asked again after the time `tick` would wait, not at every poll
-            wait = RECONCILE_GRACE + self.queue.timeout_of(done.action_type)
-            retry_at = format_time(self.queue.now() + dt.timedelta(seconds=wait))
+            retry_at = format_time(self.queue.now() + self.queue.reconcile_wait(
+                done.action_type))
         # Should releasing fail, the lease runs out by itself: the outcome is recorded.
         with suppress(StoreError):
             self._retrying(lambda: self._release(done.id, retry_at), report)

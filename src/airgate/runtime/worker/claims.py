@@ -107,12 +107,10 @@ def _revert(queue: Runtime, tx: Tx, at: str) -> Claim | None:
 
 def _stale(queue: Runtime, tx: Tx, now: dt.datetime, at: str) -> Claim | None:
     for a, lease in tx.running_claimable(at):
-        if lease is None:
-            # Started inline by a process that may still be running it: wait as `tick`
-            # does, the executor's time-out and a grace period.
-            wait = RECONCILE_GRACE + queue.timeout_of(a.action_type)
-            if a.started_at is None or a.started_at > format_time(
-                    now - dt.timedelta(seconds=wait)):
-                continue
+        # Started inline (no lease) by a process that may still be running it: wait as
+        # `tick` does, the executor's time-out and a grace period.
+        if lease is None and (a.started_at is None or a.started_at > format_time(
+                now - queue.reconcile_wait(a.action_type))):
+            continue
         return Claim("reconcile", a, SYSTEM, reconcile=True)
     return None
