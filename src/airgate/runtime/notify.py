@@ -22,7 +22,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,6 +45,10 @@ class _Job:
     action_id: int
     key: str
     body: bytes
+    # Read when the notification is queued, by the thread whose change it reports: the
+    # sender thread reading the environment later raced with whoever set it (a test's
+    # CliRunner restores it as soon as the command returns). Never shown in a repr.
+    secret: bytes | None = field(default=None, repr=False)
 
 
 def payload(config: NotifyConfig, event: str, action: ActionRecord,
@@ -78,11 +82,12 @@ def send(config: NotifyConfig | None, event: str, actions: Iterable[ActionRecord
     try:
         if config is None or event not in config.events:
             return
+        secret = read_secret(config.secret_env)
         for action in actions:
             body = json.dumps(payload(config, event, action, status), sort_keys=True,
                               ensure_ascii=False, default=str).encode("utf-8")
             key = f"airgate:{action.id}:notify:{event}:{action.version}"
-            _SENDER.put(_Job(config, event, action.id, key, body))
+            _SENDER.put(_Job(config, event, action.id, key, body, secret))
     except Exception:  # a notification must never fail the operation that committed
         log.exception("notification %s not queued", event)
 
@@ -94,7 +99,7 @@ def flush(timeout: float | None = None) -> bool:
 
 def _deliver(job: _Job) -> None:
     where = urlsplit(job.config.url).hostname or "?"
-    secret = read_secret(job.config.secret_env)
+    secret = job.secret
     if secret is None:
         log.warning("notification %s for action %d not sent: the signing secret is missing"
                     " (set the environment variable %s)", job.event, job.action_id,
