@@ -71,3 +71,37 @@ def test_equal_but_differently_typed_approvals_keep_their_own_spelling(tmp_path)
     assert '"require_comment":1' in approvals[ids[1]]
     assert '"expires_after":0.0' in approvals[ids[2]]
     assert '"expires_after":-0.0' in approvals[ids[3]]
+
+
+PLAIN = [{"a": [1, 2.5, -0.0, None, True, "x"], "b": {"c": ("t", 1)}}, [], "s", 0, None]
+NOT_PLAIN = [{1: "int key"}, {"a": float("nan")}, {"a": [float("inf")]},
+             {"when": dataclasses.replace}, {"a": {"b": {True: 1}}}, [{"x": 1e400}]]
+
+
+@pytest.mark.parametrize("value", PLAIN)
+def test_a_plain_json_value_is_its_own_json_safe_copy(value):
+    from airgate.runtime.submit import is_plain_json, json_safe
+
+    assert is_plain_json(value)
+    assert canonical_json(json_safe(value)) == canonical_json(value)
+
+
+@pytest.mark.parametrize("value", NOT_PLAIN, ids=range(len(NOT_PLAIN)))
+def test_what_json_would_change_is_not_plain_and_gets_copied(value):
+    from airgate.runtime.submit import is_plain_json
+
+    assert not is_plain_json(value)
+
+
+def test_yaml_evidence_with_a_date_and_an_integer_key_is_stored_as_its_json_copy(tmp_path):
+    import datetime as dt
+
+    queue, _ = make_queue(tmp_path)
+    fields = {"id": "dev1", "seen": dt.date(2026, 12, 1), "ports": {22: "ssh", 3: "x"}}
+    [outcome] = queue.submit([decision("dev1", fields=fields)], actor="alice")
+    with raw_sqlite(tmp_path / "airgate.db") as conn:
+        [(text,)] = conn.execute("SELECT data FROM evidence").fetchall()
+    stored = json.loads(text)["fields"]
+    assert stored == {"id": "dev1", "seen": "2026-12-01", "ports": {"22": "ssh", "3": "x"}}
+    assert text == canonical_json(json.loads(text))
+    assert verify_store(queue.store).ok

@@ -68,6 +68,36 @@ def json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+_INF = (float("inf"), float("-inf"))
+
+
+def is_plain_json(value: Any) -> bool:
+    """Whether ``value`` holds only what JSON reads back as itself: dicts with string
+    keys, lists, strings, integers, booleans, None and finite floats (tuples count as
+    lists, which is how they are spelled). Such a value is its own ``json_safe`` copy
+    and is spelled the same; anything else (a YAML date, an integer key, a subclass)
+    is not, and is copied. A walk is about six times cheaper than that copy, and
+    evidence read from JSON is always plain."""
+    stack = [value]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node = pop()
+        kind = type(node)
+        if kind is dict:
+            for key, item in node.items():
+                if type(key) is not str:
+                    return False
+                push(item)
+        elif kind is list or kind is tuple:
+            stack.extend(node)
+        elif kind is float:
+            if node != node or node in _INF:
+                return False
+        elif not (kind is str or kind is int or kind is bool or node is None):
+            return False
+    return True
+
+
 def entity_hash(fields: Mapping[str, Any]) -> str | None:
     """The file hash of an entity: quarantine undo may cover every file with it (DOMAIN.md)."""
     for holder in (fields.get("fileDetails"), fields.get("imageFile"), fields):
@@ -86,7 +116,8 @@ def evidence_data(decision: Decision) -> dict[str, Any]:
                 "key": decision.entity.key, "name": decision.entity.name}
     data = {f.name: getattr(ev, f.name) for f in dataclasses.fields(ev) if f.name != "location"}
     data["fields"] = dict(ev.fields)
-    return dict(json_safe(data))
+    # Only spelled and read from here on: a plain document needs no copy.
+    return data if is_plain_json(data) else dict(json_safe(data))
 
 
 class _Spelled:
@@ -198,6 +229,11 @@ def _write_batch(
     rows: list[dict[str, Any]] = []
     evidence_rows: list[dict[str, Any]] = []
     investigations: Counter[str] = Counter()
+    # What depends on a decision alone is done before the write lock is taken, so that
+    # other writers (another server process, a worker, an approver) wait only for the
+    # queries and inserts: each evidence document made JSON-safe, spelled and hashed.
+    spelled = _Spelled()
+    spellings = [None if d.suppressed_by else spelled(d) for d in batch]
     with queue.store.write() as tx:
         active = [d for d in batch if not d.suppressed_by]
         pending = tx.pending_for({(d.entity.key, d.action) for d in active})
@@ -209,9 +245,8 @@ def _write_batch(
         automatic_used: Counter[str] = Counter()
         next_id = tx.next_action_id()
         expiry: dict[int, str] = {}  # expires_after -> expiry time, computed once per batch
-        spelled = _Spelled()
-        for d in batch:
-            if d.suppressed_by:
+        for d, spelling in zip(batch, spellings, strict=True):
+            if spelling is None:  # excluded
                 investigations[d.investigation] += 1
                 outcomes.append(SubmitOutcome("excluded", d))
                 continue
@@ -221,7 +256,7 @@ def _write_batch(
                 continue
             investigations[d.investigation] += 1
             pair = (d.entity.key, d.action)
-            data, text, digest = spelled(d)
+            data, text, digest = spelling
             target: ActionRecord | dict[str, Any] | None = pending.get(pair)
             if target is None and pair in made and made[pair]["status"] == PENDING:
                 target = made[pair]
