@@ -118,3 +118,25 @@ def test_an_unexpected_failure_is_a_500_problem_without_a_traceback(
     assert response.headers["content-type"] == "application/problem+json"
     assert "secret internals" not in response.text and "Traceback" not in response.text
     assert "secret internals" in caplog.text
+
+
+@pytest.mark.parametrize("processes, closes", [(1, False), (2, True)])
+def test_evidence_answers_close_the_connection_only_when_processes_share_the_port(
+        tmp_path: Path, processes: int, closes: bool) -> None:
+    # serve --workers N: a client's next batch goes to whichever process accepts it.
+    alert = (ROOT / "examples" / "alerts.ndjson").read_bytes().splitlines()[0]
+    with serve(tmp_path, policy=(ROOT / "policies" / "endpoint.yaml").read_text(),
+               processes=processes) as server:
+        for path in ("/api/v1/evidence", "/api/v1/evaluate"):
+            response = post(server, path, alert, "application/json")
+            assert response.status_code == 200, response.text
+            assert (response.headers.get("connection") == "close") is closes
+        assert server.client.get("/api/v1/whoami",
+                                 headers=server.as_("bob")).headers.get("connection") is None
+
+
+def test_serve_workers_hands_the_process_count_to_each_process() -> None:
+    from airgate.server.app import settings_env
+    from airgate.server.context import ServerSettings
+
+    assert json.loads(settings_env(ServerSettings(processes=3)))["processes"] == 3

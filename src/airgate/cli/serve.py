@@ -59,7 +59,8 @@ def command(policy_paths: tuple[str, ...], host: str, port: int, worker: bool,
                          " pip install 'airgate[server]'") from None
     settings = ServerSettings(db=db, policy_paths=policy_paths, config_path=config_path,
                               worker=worker, worker_interval=tick_interval,
-                              engine=engine_name, max_body_bytes=max_body_mb * 1024 * 1024)
+                              engine=engine_name, max_body_bytes=max_body_mb * 1024 * 1024,
+                              processes=workers)
     try:
         # Built here even for --workers: a bad policy or store fails now, once, and the
         # store's schema is brought up to date before any server process opens it.

@@ -93,20 +93,29 @@ async def submit(request: Request, actor: Actor, ctx: Context, strict: Strict = 
     result = await run_in_threadpool(_submit, ctx, _source(request, body), actor, strict, full)
     # Built from the library's own records: returned as it is, not validated again (a batch
     # of thousands of outcomes would spend longer in validation than in the queue).
-    return JSONResponse(result)
+    return JSONResponse(result, headers=_spread(ctx))
+
+
+def _spread(ctx: AppContext) -> dict[str, str]:
+    """With several server processes on one port, an evidence answer closes its
+    connection: a client's next batch is then accepted by whichever process is free.
+    Kept alive, a client's connections stay with the processes that first accepted
+    them, and two of them on one process left the other idle (benchmarks/README.md)."""
+    return {"Connection": "close"} if ctx.settings.processes > 1 else {}
 
 
 def _submit(ctx: AppContext, source: _Body, actor: str, strict: bool,
             full: bool) -> dict[str, Any]:
     from airgate.engine.decision_json import decision_to_dict
 
-    read = _Read(source)
-    decisions = _decisions(ctx, read)
-    if strict and read.warnings:
-        raise _StrictRefusal(read.warnings)
-    queue = ctx.queue()
-    outcomes = queue.submit(decisions, actor=actor, catalog=ctx.policy_set.catalog,
-                            investigations=read.seen)
+    with ctx.evidence_lane:
+        read = _Read(source)
+        decisions = _decisions(ctx, read)
+        if strict and read.warnings:
+            raise _StrictRefusal(read.warnings)
+        queue = ctx.queue()
+        outcomes = queue.submit(decisions, actor=actor, catalog=ctx.policy_set.catalog,
+                                investigations=read.seen)
     if ctx.metrics is not None:
         ctx.metrics.submitted(outcomes)
     catalog = ctx.policy_set.catalog
@@ -131,10 +140,12 @@ def _submit(ctx: AppContext, source: _Body, actor: str, strict: bool,
              response_model=models.EvaluateResult,
              responses={413: {"model": models.Problem, "description": "Body too large"},
                         **{s: {"model": models.Problem} for s in (400, 401, 422)}})
-async def evaluate(request: Request, _actor: Actor, ctx: Context) -> dict[str, Any]:
+async def evaluate(request: Request, response: Response, _actor: Actor,
+                   ctx: Context) -> dict[str, Any]:
     from starlette.concurrency import run_in_threadpool
 
     body = await request.body()
+    response.headers.update(_spread(ctx))
     return await run_in_threadpool(_evaluate, ctx, _source(request, body))
 
 
@@ -143,6 +154,8 @@ def _evaluate(ctx: AppContext, source: _Body) -> dict[str, Any]:
 
     read = _Read(source)
     catalog = ctx.policy_set.catalog
-    decisions = [decision_to_dict(d, catalog) for d in _decisions(ctx, read)]
+    with ctx.evidence_lane:
+        decided = _decisions(ctx, read)
+    decisions = [decision_to_dict(d, catalog) for d in decided]
     return {"decisions": decisions, "warnings": [f.as_dict() for f in read.warnings]}
 

@@ -56,7 +56,8 @@ def settings_env(settings: ServerSettings) -> str:
     return json.dumps({"db": settings.db, "policy_paths": list(settings.policy_paths),
                        "config_path": settings.config_path, "worker": settings.worker,
                        "worker_interval": settings.worker_interval,
-                       "max_body_bytes": settings.max_body_bytes, "engine": settings.engine})
+                       "max_body_bytes": settings.max_body_bytes, "engine": settings.engine,
+                       "processes": settings.processes})
 
 
 def app_from_env() -> FastAPI:

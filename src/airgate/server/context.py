@@ -39,6 +39,7 @@ class ServerSettings:
     worker_interval: float = 5.0
     max_body_bytes: int = MAX_BODY_BYTES
     engine: str = "indexed"
+    processes: int = 1  # serve --workers: server processes sharing the port
     clock: Clock | None = None
     executors: Mapping[str, Executor] | None = field(default=None, repr=False)
 
@@ -79,6 +80,11 @@ class AppContext:
             raise
         self.stop = threading.Event()
         self.metrics: Metrics | None = None  # set by create_app
+        # Reading, evaluating and submitting evidence is CPU work under the GIL, and a
+        # submit's write transaction is the store's one writer anyway: two requests at
+        # once took turns on the GIL and the write lock and together ran slower than one
+        # after the other (benchmarks/README.md). Requests queue here instead.
+        self.evidence_lane = threading.Lock()
         self._warned: set[str] = set()
 
     def now(self) -> dt.datetime:

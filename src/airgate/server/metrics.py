@@ -15,6 +15,7 @@ several apps in one process never share counters.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -67,10 +68,18 @@ class Metrics:
         return generate_latest(self.registry)
 
     def submitted(self, outcomes: Iterable[Any]) -> None:
+        # Counted first: a batch of thousands of outcomes has a few label sets, and each
+        # labels() lookup takes a lock.
+        decided: collections.Counter[tuple[str, str]] = collections.Counter()
+        ran: collections.Counter[tuple[str, str]] = collections.Counter()
         for o in outcomes:
-            self.decisions.labels(o.decision.action, o.outcome).inc()
+            decided[o.decision.action, o.outcome] += 1
             if o.outcome == "created" and o.action is not None and o.action.run_key:
-                self.executions.labels(o.action.action_type, "apply", o.action.status).inc()
+                ran[o.action.action_type, o.action.status] += 1
+        for (action, outcome), n in decided.items():
+            self.decisions.labels(action, outcome).inc(n)
+        for (action_type, status), n in ran.items():
+            self.executions.labels(action_type, "apply", status).inc(n)
 
     def settled(self, operation: str, actions: Iterable[ActionRecord]) -> None:
         for a in actions:
