@@ -11,7 +11,7 @@ its ledger entry are written in one store transaction.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +54,7 @@ class Queue(Runtime):
     # ------------------------------------------------------------ submit
     def submit(
         self, decisions: Iterable[Decision], *, actor: str, catalog: Catalog | None = None,
-        investigations: Iterable[str] = (),
+        investigations: Iterable[str] = (), stored: Callable[[], object] | None = None,
     ) -> list[SubmitOutcome]:
         """Enqueue decisions: excluded ones are skipped, one whose investigation already gave
         that entity that action changes nothing (``unchanged``), one on an entity and action
@@ -63,9 +63,11 @@ class Queue(Runtime):
 
         ``investigations``: every investigation the evidence held; those without a decision
         are recorded too (their status is *no threats found*). A batch that fails after
-        others were committed raises ``SubmitIncomplete``, saying what was stored."""
+        others were committed raises ``SubmitIncomplete``, saying what was stored.
+        ``stored`` is called once the writing is over, before automatic actions run (the
+        server lets the next request in there, rather than after the executors answer)."""
         return submit.enqueue(self, list(decisions), actor=actor, catalog=catalog or self.catalog,
-                              investigations=investigations)
+                              investigations=investigations, stored=stored)
 
     def approve(self, ids: Iterable[int], *, actor: str,
                 comment: str | None = None) -> list[ActionRecord]:

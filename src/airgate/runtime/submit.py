@@ -16,7 +16,7 @@ import dataclasses
 import datetime as dt
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -153,7 +153,7 @@ def approval_dict(decision: Decision) -> dict[str, Any]:
 
 def enqueue(
     queue: Runtime, decisions: list[Decision], *, actor: str, catalog: Catalog,
-    investigations: Iterable[str] = (),
+    investigations: Iterable[str] = (), stored: Callable[[], object] | None = None,
 ) -> list[SubmitOutcome]:
     actor = check_actor(actor)  # "automation" and "system" are airgate's own, not a submitter's
     outcomes: list[SubmitOutcome] = []
@@ -165,14 +165,18 @@ def enqueue(
         except Exception as exc:
             # Earlier batches are committed: their automatic actions still run (else they
             # would wait as running for reconciliation), and the error says what was stored.
-            stored = _ran(queue, outcomes, to_run)
-            raise SubmitIncomplete(_stopped(decisions, start, stored, exc), stored) from exc
+            if stored is not None:
+                stored()
+            done = _ran(queue, outcomes, to_run)
+            raise SubmitIncomplete(_stopped(decisions, start, done, exc), done) from exc
         outcomes.extend(done)
         to_run.extend(started)
         notify.send(queue.config.notifications, "pending", [  # the batch is committed
             o.action for o in done if o.outcome == "created" and o.action and o.action.status
             == PENDING])
     _note_quiet(queue, decisions, investigations)
+    if stored is not None:
+        stored()
     return _ran(queue, outcomes, to_run)
 
 

@@ -11,6 +11,7 @@ returned as JSON strings, never put in a header.
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -96,6 +97,27 @@ async def submit(request: Request, actor: Actor, ctx: Context, strict: Strict = 
     return JSONResponse(result, headers=_spread(ctx))
 
 
+class _Turn:
+    """A request's turn in the evidence lane: ended early by ``end``, else on exit."""
+
+    def __init__(self, lane: threading.Lock) -> None:
+        self._lane = lane
+        self._held = False
+
+    def __enter__(self) -> _Turn:
+        self._lane.acquire()
+        self._held = True
+        return self
+
+    def end(self) -> None:
+        if self._held:
+            self._held = False
+            self._lane.release()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.end()
+
+
 def _spread(ctx: AppContext) -> dict[str, str]:
     """With several server processes on one port, an evidence answer closes its
     connection: a client's next batch is then accepted by whichever process is free.
@@ -108,14 +130,16 @@ def _submit(ctx: AppContext, source: _Body, actor: str, strict: bool,
             full: bool) -> dict[str, Any]:
     from airgate.engine.decision_json import decision_to_dict
 
-    with ctx.evidence_lane:
+    with _Turn(ctx.evidence_lane) as turn:
         read = _Read(source)
         decisions = _decisions(ctx, read)
         if strict and read.warnings:
             raise _StrictRefusal(read.warnings)
         queue = ctx.queue()
+        # The lane is let go once the batch is written: automatic actions then run while
+        # the next request reads and writes (an executor may take seconds to answer).
         outcomes = queue.submit(decisions, actor=actor, catalog=ctx.policy_set.catalog,
-                                investigations=read.seen)
+                                investigations=read.seen, stored=turn.end)
     if ctx.metrics is not None:
         ctx.metrics.submitted(outcomes)
     catalog = ctx.policy_set.catalog
