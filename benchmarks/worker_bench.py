@@ -84,8 +84,9 @@ def _drain(url: str, name: str, go: Any, out: Any) -> None:
         out.put((began, time.perf_counter(), len(report.units)))
 
 
-def throughput(url: str, n: int, workers: int, fresh: Callable[[], str]) -> float:
-    """Units per second of ``workers`` processes draining ``n`` approved actions."""
+def throughput(n: int, workers: int, fresh: Callable[[], str]) -> float:
+    """Units per second of ``workers`` processes draining ``n`` approved actions, each
+    count on a fresh store."""
     ctx = mp.get_context("spawn")
     url = fresh()
     _approved_store(url, n)
@@ -197,7 +198,7 @@ def claim_plans(url: str, n: int) -> list[tuple[str, str]]:
 def bench_worker(report: Any, url: str, n: int, n_store: int, samples: int,
                  fresh: Callable[[], str]) -> None:
     print("\n[7] worker on PostgreSQL (no-op executor)")
-    rates = {w: throughput(url, n, w, fresh) for w in (1, 2, 4)}
+    rates = {w: throughput(n, w, fresh) for w in (1, 2, 4)}
     for w, rate in rates.items():
         report.add("worker", f"execution throughput, {w} worker(s), {n} actions", rate,
                    "units/s")

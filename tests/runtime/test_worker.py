@@ -14,8 +14,9 @@ import pytest
 from airgate.runtime.checkpoint import verify_store
 from airgate.runtime.clock import FixedClock
 from airgate.runtime.config import Config
+from airgate.runtime.context import RECONCILE_GRACE
 from airgate.runtime.executors import ExecRequest, ExecResult
-from airgate.runtime.queue import RECONCILE_GRACE, Queue
+from airgate.runtime.queue import Queue
 from airgate.runtime.worker import Worker
 from runtime_helpers import START, USERS, decision, open_store
 

@@ -179,4 +179,4 @@ class Queue(Runtime):
 
 
 __all__ = ["Queue", "SubmitIncomplete", "SubmitOutcome", "TickReport", "check_transition",
-           "PENDING", "RECONCILE_GRACE"]
+           "PENDING"]

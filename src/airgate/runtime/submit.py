@@ -124,8 +124,8 @@ class _Spelled:
     """Each evidence document of a batch made JSON-safe, spelled and hashed once.
 
     The decisions on one piece of evidence (several actions on one entity) share its
-    ``Evidence`` object, so the work is keyed by that object; the object is kept with its
-    result so the key cannot be reused by another within the batch.
+    ``Evidence`` object, so the work is keyed by that object's id; the object is kept
+    with its result, alive, so that no other can take its id within the batch.
     """
 
     def __init__(self) -> None:
@@ -133,10 +133,9 @@ class _Spelled:
 
     def __call__(self, d: Decision) -> tuple[dict[str, Any], str, str]:
         ev = d.evidence
-        if ev is not None:
-            hit = self._done.get(id(ev))
-            if hit is not None and hit[0] is ev:
-                return hit[1], hit[2], hit[3]
+        if ev is not None and id(ev) in self._done:
+            _, data, text, digest = self._done[id(ev)]
+            return data, text, digest
         data = evidence_data(d)
         text, digest = evidence_spelled(data)
         if ev is not None:

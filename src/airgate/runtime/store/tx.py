@@ -541,12 +541,11 @@ def _encode(row: Mapping[str, Any],
         if name in out and out[name] is not None:
             value = out[name]
             key = _memo_key(value) if memo is not None else None
-            if memo is None or key is None:
-                out[name] = _dumps(list(value) if isinstance(value, tuple) else value)
-                continue
-            text = memo.get(key)
+            text = memo.get(key) if memo is not None and key is not None else None
             if text is None:
-                text = memo[key] = _dumps(list(value) if isinstance(value, tuple) else value)
+                text = _dumps(list(value) if isinstance(value, tuple) else value)
+                if memo is not None and key is not None:
+                    memo[key] = text
             out[name] = text
     if "rules" in row and "primary_rule" not in row:
         rules = row["rules"]

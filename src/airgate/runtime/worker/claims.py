@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 from airgate.runtime import undo
 from airgate.runtime.clock import format_time
+from airgate.runtime.context import RECONCILE_GRACE
 from airgate.runtime.ledger import fold
-from airgate.runtime.queue import RECONCILE_GRACE
 from airgate.runtime.records import (
     APPROVED,
     AUTOMATION,
